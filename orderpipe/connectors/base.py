@@ -1,0 +1,137 @@
+"""Interfaces of the connectors and the small results they hand back.
+
+Each interface has an embedded implementation (local tables, local files, outbox, log)
+and real ones switched on by configuration. Every write is idempotent by order id: calling
+it again for the same order returns the first result and creates nothing new.
+Implementations raise ``orderpipe.errors.TransientError`` or ``PermanentError``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from email.message import EmailMessage
+from typing import Protocol
+
+from pydantic import BaseModel
+
+from orderpipe.order import Order
+
+
+class CrmResult(BaseModel):
+    contact_id: str
+    deal_id: str
+    created: bool  # False when the deal already existed (idempotent repeat)
+
+
+class ProductionLogResult(BaseModel):
+    entry_id: str
+    created: bool
+
+
+class StoredFile(BaseModel):
+    key: str  # relative key, e.g. "labels/pi_123.pdf"
+    path: str | None = None  # local filesystem path when the store is local
+    url: str | None = None  # link a person can open (presigned for S3)
+
+
+class ShipmentResult(BaseModel):
+    tracking_number: str
+    carrier: str
+    tracking_url: str
+    label: StoredFile
+    created: bool
+
+
+class InvoiceResult(BaseModel):
+    invoice_number: str
+    issue_date: str  # ISO date
+    currency: str
+    amount_total: int  # payable amount in minor units (== what Stripe charged)
+    amount_tax: int
+    pdf_path: str  # local invoice PDF (attached to the email)
+    xml_path: str | None = None  # UBL 2.1 file when rendered locally
+    vendor_id: str | None = None  # e.g. Netvisor's invoice key
+    created: bool
+
+
+class EmailResult(BaseModel):
+    message_id: str
+    language: str
+    transport: str  # outbox | smtp | mailgun | resend
+    location: str | None = None  # outbox file path or vendor message id
+    created: bool
+
+
+class Alert(BaseModel):
+    order_id: str | None
+    step: str | None
+    kind: str  # step_failed | payment_failed | run_crashed | ...
+    message: str
+    dedupe_key: str  # one alert per key, ever
+    occurred_at: datetime | None = None
+
+
+class CrmConnector(Protocol):
+    name: str
+
+    def record_order(self, order: Order) -> CrmResult:
+        """Upsert the contact (by email) and create the order's deal once."""
+        ...
+
+
+class ProductionLogConnector(Protocol):
+    name: str
+
+    def record_order(self, order: Order) -> ProductionLogResult:
+        """Create the order's production log entry once."""
+        ...
+
+    def update_status(self, order_id: str, status: str) -> None:
+        """Set the entry's status field (the completed steps)."""
+        ...
+
+
+class FileStore(Protocol):
+    name: str
+
+    def put(self, key: str, data: bytes, content_type: str) -> StoredFile:
+        """Store bytes under key (overwrite is fine: same key, same content)."""
+        ...
+
+
+class ShippingConnector(Protocol):
+    name: str
+
+    def create_shipment(self, order: Order) -> ShipmentResult:
+        """Book the shipment and store its PDF label once per order."""
+        ...
+
+
+class InvoicingConnector(Protocol):
+    name: str
+
+    def create_invoice(self, order: Order) -> InvoiceResult:
+        """Issue the order's VAT invoice once (gapless number), with a local PDF."""
+        ...
+
+
+class EmailConnector(Protocol):
+    name: str
+
+    def send(self, order: Order, message: EmailMessage, *, language: str, variables: dict[str, str]) -> EmailResult:
+        """Send the rendered confirmation once per order (variables feed vendor templates)."""
+        ...
+
+
+class AlertSink(Protocol):
+    name: str
+
+    def send(self, alert: Alert) -> None:
+        """Deliver an ops alert to people (log, Telegram, Slack)."""
+        ...
+
+
+class StatusCallback(Protocol):
+    def notify(self, payload: dict[str, object]) -> None:
+        """Tell the shop's API about an order status change (idempotent by order + status)."""
+        ...

@@ -1,0 +1,187 @@
+"""orderpipe's own tables: the event ledger, order state, and the embedded connectors' data.
+
+Uniqueness that matters for correctness is enforced here, by constraints, never by a
+read-then-write: one ledger row per Stripe event, one order row per PaymentIntent, one
+deal / production log entry / shipment / invoice / email per order, gapless invoice
+numbers per seller and year.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import Column, DateTime, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _ts(**kw: object) -> Column:  # type: ignore[type-arg]
+    return Column(DateTime(timezone=True), **kw)  # type: ignore[arg-type]
+
+
+class Event(SQLModel, table=True):
+    """The ledger: every verified Stripe event, written before the receiver answers 2xx."""
+
+    __tablename__ = "events"
+    id: str = Field(primary_key=True, max_length=255)
+    type: str = Field(max_length=100, index=True)
+    order_id: str | None = Field(default=None, max_length=255, index=True)
+    livemode: bool = False
+    raw_body: str = Field(sa_column=Column(Text, nullable=False))
+    received_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False, index=True))
+    status: str = Field(max_length=20)  # accepted | duplicate | ignored | alerted
+    flow_run_id: str | None = Field(default=None, max_length=64)
+    error: str | None = Field(default=None, sa_column=Column(Text))
+
+
+class OrderRecord(SQLModel, table=True):
+    """One row per order (PaymentIntent). Its primary key is what makes a start unique."""
+
+    __tablename__ = "orders"
+    order_id: str = Field(primary_key=True, max_length=255)
+    first_event_id: str = Field(max_length=255)
+    state: str = Field(default="received", max_length=20, index=True)  # received|running|completed|failed
+    dispatch: str = Field(default="pending", max_length=20, index=True)  # pending | started
+    flow_run_id: str | None = Field(default=None, max_length=64)
+    dispatch_attempts: int = 0
+    next_dispatch_at: datetime | None = Field(default=None, sa_column=_ts())
+    last_error: str | None = Field(default=None, sa_column=Column(Text))
+    customer_email: str | None = Field(default=None, max_length=320)
+    country: str | None = Field(default=None, max_length=2)
+    currency: str | None = Field(default=None, max_length=3)
+    amount_total: int | None = None
+    tracking_number: str | None = Field(default=None, max_length=64)
+    invoice_number: str | None = Field(default=None, max_length=64)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False, index=True))
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
+
+
+class OrderStep(SQLModel, table=True):
+    """State of one business step of one order (pending | running | completed | failed)."""
+
+    __tablename__ = "order_steps"
+    order_id: str = Field(primary_key=True, max_length=255)
+    step: str = Field(primary_key=True, max_length=40)
+    state: str = Field(max_length=20)
+    attempts: int = 0
+    error: str | None = Field(default=None, sa_column=Column(Text))
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
+
+
+class CrmContact(SQLModel, table=True):
+    __tablename__ = "crm_contacts"
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(max_length=320, unique=True)
+    name: str | None = Field(default=None, max_length=255)
+    phone: str | None = Field(default=None, max_length=64)
+    company: str | None = Field(default=None, max_length=255)
+    vat_id: str | None = Field(default=None, max_length=64)
+    country: str | None = Field(default=None, max_length=2)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
+
+
+class CrmDeal(SQLModel, table=True):
+    __tablename__ = "crm_deals"
+    id: int | None = Field(default=None, primary_key=True)
+    order_id: str = Field(max_length=255, unique=True)
+    contact_id: int = Field(foreign_key="crm_contacts.id", index=True)
+    title: str = Field(max_length=255)
+    stage: str = Field(max_length=40)
+    currency: str = Field(max_length=3)
+    amount_total: int
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
+
+
+class ProductionLogEntry(SQLModel, table=True):
+    __tablename__ = "production_log"
+    id: int | None = Field(default=None, primary_key=True)
+    order_id: str = Field(max_length=255, unique=True)
+    customer: str | None = Field(default=None, max_length=255)
+    country: str | None = Field(default=None, max_length=2)
+    items: str = Field(sa_column=Column(Text, nullable=False))
+    status: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
+
+
+class Shipment(SQLModel, table=True):
+    """Embedded shipping: the row id is the S10 serial number of the tracking number."""
+
+    __tablename__ = "shipments"
+    id: int | None = Field(default=None, primary_key=True)
+    order_id: str = Field(max_length=255, unique=True)
+    tracking_number: str | None = Field(default=None, max_length=64, unique=True)
+    carrier: str = Field(max_length=40)
+    label_key: str | None = Field(default=None, max_length=512)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
+
+
+class InvoiceCounter(SQLModel, table=True):
+    """Last issued invoice sequence per seller and year (gapless numbering)."""
+
+    __tablename__ = "invoice_counters"
+    seller_id: str = Field(primary_key=True, max_length=64)
+    year: int = Field(primary_key=True)
+    last_seq: int = 0
+
+
+class Invoice(SQLModel, table=True):
+    __tablename__ = "invoices"
+    __table_args__ = (UniqueConstraint("seller_id", "year", "seq", name="uq_invoices_seller_year_seq"),)
+    id: int | None = Field(default=None, primary_key=True)
+    order_id: str = Field(max_length=255, unique=True)
+    seller_id: str = Field(max_length=64)
+    year: int
+    seq: int
+    number: str = Field(max_length=64, unique=True)
+    issue_date: str = Field(max_length=10)
+    currency: str = Field(max_length=3)
+    amount_total: int
+    amount_tax: int
+    vendor_id: str | None = Field(default=None, max_length=64)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
+
+
+class EmailSent(SQLModel, table=True):
+    __tablename__ = "emails"
+    order_id: str = Field(primary_key=True, max_length=255)
+    message_id: str = Field(max_length=255)
+    language: str = Field(max_length=16)
+    transport: str = Field(max_length=20)
+    location: str | None = Field(default=None, max_length=1024)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
+
+
+class AlertRecord(SQLModel, table=True):
+    __tablename__ = "alerts"
+    id: int | None = Field(default=None, primary_key=True)
+    dedupe_key: str = Field(max_length=255, unique=True)
+    order_id: str | None = Field(default=None, max_length=255, index=True)
+    step: str | None = Field(default=None, max_length=40)
+    kind: str = Field(max_length=40)
+    message: str = Field(sa_column=Column(Text, nullable=False))
+    delivered: bool = False
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
+
+
+class VendorToken(SQLModel, table=True):
+    """Cached OAuth access tokens (Zoho), shared by every process."""
+
+    __tablename__ = "vendor_tokens"
+    name: str = Field(primary_key=True, max_length=64)
+    access_token: str = Field(sa_column=Column(Text, nullable=False))
+    expires_at: datetime = Field(sa_column=_ts(nullable=False))
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
+
+
+class CallbackSent(SQLModel, table=True):
+    """Status callbacks the shop acknowledged (one per order and status)."""
+
+    __tablename__ = "status_callbacks"
+    order_id: str = Field(primary_key=True, max_length=255)
+    status: str = Field(primary_key=True, max_length=20)
+    sent_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
