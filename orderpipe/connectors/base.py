@@ -71,7 +71,15 @@ class Alert(BaseModel):
     occurred_at: datetime | None = None
 
 
-class CrmConnector(Protocol):
+class Checkable(Protocol):
+    name: str
+
+    def check(self) -> None:
+        """Verify credentials and reachability without side effects; raise StepError if not ok."""
+        ...
+
+
+class CrmConnector(Checkable, Protocol):
     name: str
 
     def record_order(self, order: Order) -> CrmResult:
@@ -79,7 +87,7 @@ class CrmConnector(Protocol):
         ...
 
 
-class ProductionLogConnector(Protocol):
+class ProductionLogConnector(Checkable, Protocol):
     name: str
 
     def record_order(self, order: Order) -> ProductionLogResult:
@@ -91,7 +99,7 @@ class ProductionLogConnector(Protocol):
         ...
 
 
-class FileStore(Protocol):
+class FileStore(Checkable, Protocol):
     name: str
 
     def put(self, key: str, data: bytes, content_type: str) -> StoredFile:
@@ -99,7 +107,7 @@ class FileStore(Protocol):
         ...
 
 
-class ShippingConnector(Protocol):
+class ShippingConnector(Checkable, Protocol):
     name: str
 
     def create_shipment(self, order: Order) -> ShipmentResult:
@@ -107,7 +115,7 @@ class ShippingConnector(Protocol):
         ...
 
 
-class InvoicingConnector(Protocol):
+class InvoicingConnector(Checkable, Protocol):
     name: str
 
     def create_invoice(self, order: Order) -> InvoiceResult:
@@ -115,7 +123,7 @@ class InvoicingConnector(Protocol):
         ...
 
 
-class EmailConnector(Protocol):
+class EmailConnector(Checkable, Protocol):
     name: str
 
     def send(self, order: Order, message: EmailMessage, *, language: str, variables: dict[str, str]) -> EmailResult:
@@ -123,7 +131,7 @@ class EmailConnector(Protocol):
         ...
 
 
-class AlertSink(Protocol):
+class AlertSink(Checkable, Protocol):
     name: str
 
     def send(self, alert: Alert) -> None:
@@ -131,7 +139,7 @@ class AlertSink(Protocol):
         ...
 
 
-class StatusCallback(Protocol):
+class StatusCallback(Checkable, Protocol):
     def notify(self, payload: dict[str, object]) -> None:
         """Tell the shop's API about an order status change (idempotent by order + status)."""
         ...
