@@ -70,11 +70,12 @@ def call(vendor: str, client: httpx.Client, method: str, url: str, *, throttle: 
     """One request with transport errors classified; the caller still checks in-band failures."""
     if throttle_name:
         throttle(throttle_name)
+    where = f"{vendor} {method} {url.split('?')[0]}"
     try:
         response = client.request(method, url, **kwargs)
     except httpx.TimeoutException as exc:
-        raise TransientError(f"{vendor} {method} {url.split('?')[0]}: timed out ({type(exc).__name__})") from None
+        raise TransientError(f"{where}: timed out ({type(exc).__name__})") from None
     except httpx.TransportError as exc:
-        raise TransientError(f"{vendor} {method} {url.split('?')[0]}: connection failed ({type(exc).__name__})") from None
+        raise TransientError(f"{where}: connection failed ({type(exc).__name__})") from None
     raise_for_vendor(vendor, response)
     return response
