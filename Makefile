@@ -1,0 +1,33 @@
+# orderpipe — make install | demo | up | test | lint | bench-smoke
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: install demo up test lint bench-smoke clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+demo: install
+	$(BIN)/orderpipe demo
+
+up: install
+	$(BIN)/orderpipe up
+
+test: install
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+lint: install
+	$(BIN)/ruff check .
+
+bench-smoke: install
+	$(BIN)/python -m benchmarks.smoke --orders 50
+
+clean:
+	rm -rf $(VENV) .orderpipe .pytest_cache

@@ -1,0 +1,1 @@
+"""How orderpipe's flows are deployed, scheduled and executed."""

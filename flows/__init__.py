@@ -1,0 +1,1 @@
+"""Prefect flows: process-order (one run per order) and reconcile (scheduled backstop)."""

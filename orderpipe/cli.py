@@ -1,0 +1,236 @@
+"""The `orderpipe` command: up | demo | status | reconcile | replay | check."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+import time
+from datetime import timedelta
+from typing import Any
+
+from orderpipe.settings import Settings, SettingsError, load_settings
+
+EXIT_UNKNOWN_ORDER = 2
+
+
+def _prefect_env(settings: Settings) -> None:
+    """Point this process's Prefect client at the stack's server (before prefect is imported)."""
+    from orderpipe.prefect_env import base_env
+
+    for key, value in base_env(settings).items():
+        os.environ.setdefault(key, value)
+
+
+def parse_duration(text: str) -> timedelta:
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*", text)
+    if not m:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration such as 30m, 24h or 7d")
+    value, unit = float(m.group(1)), m.group(2) or "h"
+    return timedelta(seconds=value * {"s": 1, "m": 60, "h": 3600, "d": 86400}[unit])
+
+
+def order_status(settings: Settings, order_id: str) -> dict[str, Any] | None:
+    from orderpipe import ledger
+    from orderpipe.db import get_engine, migrate
+    from orderpipe.prefect_env import ui_url
+
+    migrate(settings.db_url)
+    engine = get_engine(settings.db_url)
+    row = ledger.get_order(engine, order_id)
+    if row is None:
+        return None
+    return {
+        "order_id": row.order_id,
+        "state": row.state,
+        "flow_run_id": row.flow_run_id,
+        "ui_url": f"{ui_url(settings)}/runs/flow-run/{row.flow_run_id}" if row.flow_run_id else None,
+        "steps": ledger.steps_of(engine, order_id),
+        "customer_email": row.customer_email,
+        "tracking_number": row.tracking_number,
+        "invoice_number": row.invoice_number,
+        "currency": row.currency,
+        "amount_total": row.amount_total,
+    }
+
+
+def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
+    if args.order_id:
+        status = order_status(settings, args.order_id)
+        if status is None:
+            if args.json:
+                print(json.dumps({"error": f"unknown order {args.order_id}"}))
+            else:
+                print(f"unknown order {args.order_id}", file=sys.stderr)
+            return EXIT_UNKNOWN_ORDER
+        if args.json:
+            print(json.dumps(status))
+        else:
+            for key, value in status.items():
+                if key == "steps":
+                    print("steps:          " + ", ".join(f"{k}={v}" for k, v in value.items()))
+                else:
+                    print(f"{key + ':':<16}{value if value is not None else '-'}")
+        return 0
+    from orderpipe import ledger
+    from orderpipe.db import get_engine, migrate
+
+    migrate(settings.db_url)
+    rows = ledger.recent_orders(get_engine(settings.db_url), limit=args.limit)
+    if args.json:
+        print(json.dumps([order_status(settings, r.order_id) for r in rows]))
+        return 0
+    print(f"{'order':<32} {'state':<10} {'amount':>12} {'tracking':<16} {'invoice':<14} received")
+    for r in rows:
+        amount = f"{r.amount_total} {r.currency}" if r.amount_total is not None else "-"
+        print(f"{r.order_id:<32} {r.state:<10} {amount:>12} {r.tracking_number or '-':<16} "
+              f"{r.invoice_number or '-':<14} {r.created_at:%Y-%m-%d %H:%M:%S}")
+    return 0
+
+
+def cmd_reconcile(settings: Settings, args: argparse.Namespace) -> int:
+    _prefect_env(settings)
+    from orderpipe.bootstrap import build_services
+    from orderpipe.db import migrate
+    from orderpipe.reconciliation import reconcile_now
+
+    migrate(settings.db_url)
+    report = reconcile_now(build_services(settings), since=args.since)
+    for line in report.lines():
+        print(line)
+    return 1 if report.problems else 0
+
+
+def cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
+    _prefect_env(settings)
+    from orderpipe import ledger
+    from orderpipe.db import get_engine, migrate
+    from orderpipe.dispatcher import Dispatcher
+    from orderpipe.reconciliation import retry_flow_run
+
+    migrate(settings.db_url)
+    engine = get_engine(settings.db_url)
+    row = ledger.get_order(engine, args.order_id)
+    if row is None:
+        print(f"unknown order {args.order_id}", file=sys.stderr)
+        return EXIT_UNKNOWN_ORDER
+    if row.flow_run_id:
+        accepted, run_count = retry_flow_run(row.flow_run_id, "replay requested from the CLI", force=True)
+        if not accepted:
+            print(f"Prefect refused to retry run {row.flow_run_id}", file=sys.stderr)
+            return 1
+        ledger.set_order_state(engine, args.order_id, "running")
+        print(f"order {args.order_id}: run {row.flow_run_id} scheduled again (attempt {run_count + 1}); "
+              "completed steps will be skipped")
+    else:
+        run_id = Dispatcher(engine, settings.data_dir).start(args.order_id)
+        if run_id is None:
+            print(f"order {args.order_id}: could not start a run (Prefect unreachable?)", file=sys.stderr)
+            return 1
+        print(f"order {args.order_id}: run {run_id} started")
+    if args.no_wait:
+        return 0
+    return _wait_for_order(settings, args.order_id, timeout=args.timeout)
+
+
+def _wait_for_order(settings: Settings, order_id: str, timeout: float) -> int:
+    from prefect.client.orchestration import get_client
+
+    from orderpipe import ledger
+    from orderpipe.db import get_engine
+
+    engine = get_engine(settings.db_url)
+    deadline = time.monotonic() + timeout
+    with get_client(sync_client=True) as client:
+        while time.monotonic() < deadline:
+            row = ledger.get_order(engine, order_id)
+            assert row is not None
+            if row.flow_run_id:
+                run = client.read_flow_run(row.flow_run_id)
+                if run.state is not None and run.state.is_final():
+                    steps = ledger.steps_of(engine, order_id)
+                    print(f"order {order_id}: run {run.state.name}; " + ", ".join(f"{k}={v}" for k, v in steps.items()))
+                    return 0 if run.state.is_completed() else 1
+            time.sleep(0.5)
+    print(f"order {order_id}: still running after {timeout:.0f} s", file=sys.stderr)
+    return 1
+
+
+def cmd_check(settings: Settings, _args: argparse.Namespace) -> int:
+    from orderpipe.bootstrap import build_services
+    from orderpipe.db import migrate
+    from orderpipe.errors import StepError
+
+    migrate(settings.db_url)
+    svc = build_services(settings)
+    worst = 0
+    for role, connector in svc.connectors().items():
+        name = getattr(connector, "name", type(connector).__name__)
+        try:
+            connector.check()  # type: ignore[attr-defined]
+            print(f"{role:<16} {name:<10} ok")
+        except (StepError, OSError) as exc:
+            print(f"{role:<16} {name:<10} failed: {exc}")
+            worst = 1
+        except Exception as exc:  # noqa: BLE001 - report every connector, whatever it raised
+            print(f"{role:<16} {name:<10} failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+            worst = 1
+    return worst
+
+
+def cmd_up(settings: Settings, _args: argparse.Namespace) -> int:
+    from orderpipe.stack import run_up
+
+    settings.require_webhook_secret()
+    settings.require_stripe_key()
+    return run_up(settings)
+
+
+def cmd_demo(_settings: Settings, args: argparse.Namespace) -> int:
+    from orderpipe.demo import run_demo
+
+    return run_demo(timeout=args.timeout)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="orderpipe", description="Paid Stripe orders in, fulfilled orders out.")
+    sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("up", help="run the stack in the foreground until Ctrl-C").set_defaults(func=cmd_up)
+    d = sub.add_parser("demo", help="run the sample orders through the embedded stack")
+    d.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for the orders (default 300)")
+    d.set_defaults(func=cmd_demo)
+    s = sub.add_parser("status", help="one order, or the most recent orders")
+    s.add_argument("order_id", nargs="?")
+    s.add_argument("--json", action="store_true")
+    s.add_argument("--limit", type=int, default=20)
+    s.set_defaults(func=cmd_status)
+    r = sub.add_parser("reconcile", help="run reconciliation now and print what it did")
+    r.add_argument("--since", type=parse_duration, default=timedelta(hours=24), help="window, e.g. 24h (default)")
+    r.set_defaults(func=cmd_reconcile)
+    rp = sub.add_parser("replay", help="re-drive an order; completed steps are skipped")
+    rp.add_argument("order_id")
+    rp.add_argument("--no-wait", action="store_true", help="return once the run is scheduled")
+    rp.add_argument("--timeout", type=float, default=180.0)
+    rp.set_defaults(func=cmd_replay)
+    c = sub.add_parser("check", help="verify the configured connectors' credentials and reachability")
+    c.set_defaults(func=cmd_check)
+    return p
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings()
+        code = args.func(settings, args)
+    except SettingsError as exc:
+        print(f"orderpipe {args.command}: {exc}", file=sys.stderr)
+        code = 2 if args.command != "status" else 1
+    except KeyboardInterrupt:
+        code = 130
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()

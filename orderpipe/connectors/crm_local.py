@@ -1,0 +1,46 @@
+"""Embedded CRM: contacts (upsert by email) and one deal per order, in orderpipe's database."""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine, select
+
+from orderpipe.connectors.base import CrmResult
+from orderpipe.db import insert_ignore, ping, session_scope
+from orderpipe.errors import OrderDataError
+from orderpipe.order import Order
+from orderpipe.tables import CrmContact, CrmDeal, utcnow
+
+
+class LocalCrm:
+    name = "local"
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def record_order(self, order: Order) -> CrmResult:
+        if not order.customer_email:
+            raise OrderDataError(f"order {order.order_id} has no customer email: the CRM contact is keyed on it")
+        email = order.customer_email.strip().lower()
+        now = utcnow()
+        with session_scope(self.engine) as s:
+            insert_ignore(s, CrmContact, dict(email=email, created_at=now, updated_at=now))
+            contact = s.scalars(select(CrmContact).where(CrmContact.email == email)).one()
+            contact.name = order.customer_name or contact.name
+            contact.phone = order.customer_phone or contact.phone
+            contact.company = order.business_name or contact.company
+            contact.vat_id = order.buyer_vat_id or contact.vat_id
+            contact.country = order.country or contact.country
+            contact.updated_at = now
+            s.add(contact)
+            s.flush()
+            assert contact.id is not None
+            created = insert_ignore(
+                s, CrmDeal,
+                dict(order_id=order.order_id, contact_id=contact.id, title=f"Order {order.reference or order.order_id}",
+                     stage="Closed Won", currency=order.currency, amount_total=order.amount_total, created_at=now),
+            )
+            deal = s.scalars(select(CrmDeal).where(CrmDeal.order_id == order.order_id)).one()
+            return CrmResult(contact_id=str(contact.id), deal_id=str(deal.id), created=created)
+
+    def check(self) -> None:
+        ping(self.engine)

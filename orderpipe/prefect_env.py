@@ -1,0 +1,47 @@
+"""Environment for every Prefect process orderpipe starts (server, runner, flow runs, CLI)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy.engine import make_url
+
+from orderpipe.settings import Settings
+
+
+def prefect_home(settings: Settings) -> Path:
+    return settings.data_dir / "prefect"
+
+
+def api_url(settings: Settings) -> str:
+    return (settings.prefect_api_url or f"http://127.0.0.1:{settings.prefect_server_api_port}/api").rstrip("/")
+
+
+def ui_url(settings: Settings) -> str:
+    return api_url(settings).removesuffix("/api")
+
+
+def prefect_database_url(settings: Settings) -> str | None:
+    """When orderpipe runs on Postgres the Prefect server does too, in a sibling database."""
+    if not settings.is_postgres:
+        return None
+    url = make_url(settings.db_url)
+    return url.set(drivername="postgresql+asyncpg", database=f"{url.database}_prefect").render_as_string(
+        hide_password=False
+    )
+
+
+def base_env(settings: Settings) -> dict[str, str]:
+    home = prefect_home(settings)
+    env = {
+        "PREFECT_HOME": str(home),
+        "PREFECT_API_URL": api_url(settings),
+        "PREFECT_LOCAL_STORAGE_PATH": str(home / "storage"),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "DO_NOT_TRACK": "1",
+        "PREFECT_SERVER_ALLOW_EPHEMERAL_MODE": "false",
+        "PREFECT_UI_API_URL": api_url(settings),
+        "PREFECT_API_LOG_RETRYABLE_ERRORS": "true",
+        "PREFECT_CLIENT_MAX_RETRIES": "6",
+    }
+    return env

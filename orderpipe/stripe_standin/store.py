@@ -1,0 +1,155 @@
+"""In-memory state of the Stripe stand-in: orders, events, injected failures, request log.
+
+Thread-safe (the stand-in serves each request in its own thread). Objects are stored as
+Stripe returns them with nothing expanded: ``price.product`` is a product id, and line
+items keep their ``taxes`` (the server strips them unless ``expand[]=data.taxes``).
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+DEFAULT_API_KEY = "sk_test_orderpipe_standin"
+
+Obj = dict[str, Any]
+
+
+@dataclass
+class InjectedFailure:
+    """Answer the next ``remaining`` matching requests with ``status`` instead of the real thing."""
+
+    path_prefix: str
+    status: int
+    remaining: int = 1
+    method: str | None = None  # None: any method
+    should_retry: bool | None = None  # sets Stripe-Should-Retry when not None
+
+    def matches(self, method: str, path: str) -> bool:
+        return (self.remaining > 0 and path.startswith(self.path_prefix)
+                and (self.method is None or self.method.upper() == method.upper()))
+
+
+@dataclass
+class EventRecord:
+    event: Obj
+    delivered: bool = False
+
+
+@dataclass
+class StandinStore:
+    api_key: str = DEFAULT_API_KEY
+    accept_any_test_key: bool = True  # any sk_test_... works, like a sandbox with many keys
+    payment_intents: dict[str, Obj] = field(default_factory=dict)
+    sessions: dict[str, Obj] = field(default_factory=dict)
+    line_items: dict[str, list[Obj]] = field(default_factory=dict)  # session id -> items
+    customers: dict[str, Obj] = field(default_factory=dict)
+    products: dict[str, Obj] = field(default_factory=dict)
+    events: list[EventRecord] = field(default_factory=list)
+    failures: list[InjectedFailure] = field(default_factory=list)
+    requests: list[Obj] = field(default_factory=list)
+    lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
+
+    # ---- auth -----------------------------------------------------------------------
+    def key_is_valid(self, key: str | None) -> bool:
+        if not key:
+            return False
+        return key == self.api_key or (self.accept_any_test_key and key.startswith("sk_test_"))
+
+    # ---- orders ---------------------------------------------------------------------
+    def add_order(self, payment_intent: Obj, session: Obj | None = None, line_items: list[Obj] | None = None,
+                  customer: Obj | None = None, products: list[Obj] | None = None) -> str:
+        """Store one order (deep-copied); expanded products in line items are split out. Returns the PI id."""
+        pi_id = payment_intent.get("id")
+        if not isinstance(pi_id, str) or not pi_id.startswith("pi_"):
+            raise ValueError("payment_intent.id must be a pi_... id")
+        if session is not None and not str(session.get("id", "")).startswith("cs_"):
+            raise ValueError("session.id must be a cs_... id")
+        with self.lock:
+            for product in products or []:
+                self.products[product["id"]] = copy.deepcopy(product)
+            items = []
+            for item in line_items or []:
+                item = copy.deepcopy(item)
+                price = item.get("price") or {}
+                if isinstance(price.get("product"), dict):
+                    product = price["product"]
+                    self.products[product["id"]] = product
+                    price["product"] = product["id"]
+                items.append(item)
+            self.payment_intents[pi_id] = copy.deepcopy(dict(payment_intent))
+            if session is not None:
+                self.sessions[session["id"]] = copy.deepcopy(dict(session))
+                self.line_items[session["id"]] = items
+            if customer is not None:
+                self.customers[customer["id"]] = copy.deepcopy(dict(customer))
+        return pi_id
+
+    def order_ids(self) -> list[str]:
+        with self.lock:
+            return list(self.payment_intents)
+
+    def session_for(self, pi_id: str) -> Obj | None:
+        with self.lock:
+            for session in self.sessions.values():
+                if session.get("payment_intent") == pi_id:
+                    return session
+        return None
+
+    # ---- events ---------------------------------------------------------------------
+    def add_event(self, event: Obj, *, delivered: bool = False) -> Obj:
+        with self.lock:
+            self.events.append(EventRecord(copy.deepcopy(event), delivered))
+        return event
+
+    def set_delivered(self, event_id: str, delivered: bool) -> bool:
+        with self.lock:
+            for record in self.events:
+                if record.event["id"] == event_id:
+                    record.delivered = delivered
+                    return True
+        return False
+
+    def event_views(self) -> list[tuple[Obj, bool]]:
+        """(event, delivered) newest first, as the API shows them (``pending_webhooks`` 0 once delivered)."""
+        with self.lock:
+            records = list(enumerate(self.events))
+        records.sort(key=lambda pair: (pair[1].event.get("created", 0), pair[0]), reverse=True)
+        out = []
+        for _, record in records:
+            event = copy.deepcopy(record.event)
+            event["pending_webhooks"] = 0 if record.delivered else 1
+            out.append((event, record.delivered))
+        return out
+
+    # ---- failures and request log ---------------------------------------------------
+    def fail_next(self, path_prefix: str, status: int, count: int = 1, *, method: str | None = None,
+                  should_retry: bool | None = None) -> None:
+        with self.lock:
+            self.failures.append(InjectedFailure(path_prefix, status, count, method, should_retry))
+
+    def take_failure(self, method: str, path: str) -> InjectedFailure | None:
+        with self.lock:
+            for failure in self.failures:
+                if failure.matches(method, path):
+                    failure.remaining -= 1
+                    return failure
+        return None
+
+    def clear_failures(self) -> None:
+        with self.lock:
+            self.failures.clear()
+
+    def log_request(self, entry: Obj) -> None:
+        with self.lock:
+            self.requests.append(entry)
+
+    def request_log(self) -> list[Obj]:
+        with self.lock:
+            return copy.deepcopy(self.requests)
+
+    def clear_request_log(self) -> None:
+        with self.lock:
+            self.requests.clear()

@@ -1,0 +1,1 @@
+"""One Prefect task per business step of an order."""

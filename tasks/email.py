@@ -1,0 +1,21 @@
+from __future__ import annotations
+
+from prefect import task
+
+from orderpipe.bootstrap import process_services
+from orderpipe.connectors.base import EmailResult, InvoiceResult, ShipmentResult
+from orderpipe.email_render import render_confirmation
+from orderpipe.order import Order
+from tasks.step_policy import CACHED_STEP, tracked
+
+
+@task(name="email", tags=["email"], **CACHED_STEP)  # type: ignore[call-overload]
+def email(order: Order, shipment: ShipmentResult, invoice: InvoiceResult) -> EmailResult:
+    """The confirmation email in the customer's language, invoice attached."""
+    svc = process_services()
+    with tracked(svc, order.order_id, "email"):
+        rendered = render_confirmation(
+            order, shipment, invoice, sender=svc.settings.orderpipe_email_from, seller_name=svc.seller.name,
+            reply_to=svc.seller.email,
+        )
+        return svc.email.send(order, rendered.message, language=rendered.language, variables=rendered.variables)

@@ -1,0 +1,16 @@
+from __future__ import annotations
+
+from prefect import task
+
+from orderpipe.bootstrap import process_services
+from orderpipe.connectors.base import InvoiceResult
+from orderpipe.order import Order
+from tasks.step_policy import CACHED_STEP, tracked
+
+
+@task(name="invoice", tags=["invoicing"], **CACHED_STEP)  # type: ignore[call-overload]
+def invoice(order: Order) -> InvoiceResult:
+    """Issue the VAT invoice (gapless number, PDF, UBL)."""
+    svc = process_services()
+    with tracked(svc, order.order_id, "invoice"):
+        return svc.invoicing.create_invoice(order)

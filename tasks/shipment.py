@@ -1,0 +1,16 @@
+from __future__ import annotations
+
+from prefect import task
+
+from orderpipe.bootstrap import process_services
+from orderpipe.connectors.base import ShipmentResult
+from orderpipe.order import Order
+from tasks.step_policy import CACHED_STEP, tracked
+
+
+@task(name="shipment", tags=["shipping"], **CACHED_STEP)  # type: ignore[call-overload]
+def shipment(order: Order) -> ShipmentResult:
+    """Book the shipment and store its PDF label."""
+    svc = process_services()
+    with tracked(svc, order.order_id, "shipment"):
+        return svc.shipping.create_shipment(order)

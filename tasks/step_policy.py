@@ -1,0 +1,62 @@
+"""What every order step shares: retries with backoff and jitter, the per-order cache key,
+the retry condition (permanent errors are not retried) and step-state bookkeeping."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from typing import Any
+
+from prefect.tasks import exponential_backoff
+
+from orderpipe.bootstrap import Services
+from orderpipe.errors import PermanentError, TransientError
+from orderpipe.ledger import set_step
+
+MAX_RETRY_AFTER = 60.0
+PERMANENT_TYPES: tuple[type[BaseException], ...] = (PermanentError, ValueError, TypeError, KeyError)
+
+
+def order_step_key(ctx: Any, params: dict[str, Any]) -> str:
+    """Cache key: step name + order id (the step name keeps steps apart: INPUTS alone collides)."""
+    order = params.get("order")
+    order_id = order.order_id if order is not None else params["order_id"]
+    return f"{ctx.task.name}-order-{order_id}"
+
+
+def retry_unless_permanent(_task: Any, _task_run: Any, state: Any) -> bool:
+    exc = state.data
+    return not isinstance(exc, PERMANENT_TYPES)
+
+
+RETRY = dict(
+    retries=3,
+    retry_delay_seconds=exponential_backoff(backoff_factor=1),
+    retry_jitter_factor=0.5,
+    retry_condition_fn=retry_unless_permanent,
+)
+CACHED_STEP = dict(
+    RETRY,
+    cache_key_fn=order_step_key,
+    persist_result=True,
+    cache_expiration=timedelta(days=90),
+)
+
+
+@contextmanager
+def tracked(svc: Services, order_id: str, step: str) -> Iterator[None]:
+    """Record the step's state for `orderpipe status`; honour a vendor's Retry-After hint."""
+    set_step(svc.engine, order_id, step, "running")
+    try:
+        yield
+    except TransientError as exc:
+        set_step(svc.engine, order_id, step, "failed", str(exc))
+        if exc.retry_after:
+            time.sleep(min(exc.retry_after, MAX_RETRY_AFTER))
+        raise
+    except BaseException as exc:
+        set_step(svc.engine, order_id, step, "failed", str(exc) or type(exc).__name__)
+        raise
+    set_step(svc.engine, order_id, step, "completed")

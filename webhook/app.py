@@ -1,0 +1,96 @@
+"""Flask app factory for the receiver.
+
+POST /webhooks/stripe: verify the signature on the raw body, record the event (and its
+order) in the ledger, answer. The answer never waits on Prefect: a dispatcher starts the
+order's flow run from the ledger. GET /healthz reports database and Prefect reachability.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from flask import Flask, Response, jsonify, request
+from sqlalchemy import Engine
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from orderpipe import alerts
+from orderpipe.connectors.base import AlertSink
+from orderpipe.db import DatabaseUnavailable, ping
+from orderpipe.ledger import record_event
+from webhook.signature import BadSignature, verify
+
+MAX_BODY = 1024 * 1024
+log = logging.getLogger("orderpipe.receiver")
+
+
+def create_app(
+    *,
+    engine: Engine,
+    secrets: list[str],
+    alert_sink: AlertSink,
+    prefect_probe: Callable[[], bool] | None = None,
+    on_accepted: Callable[[str], None] | None = None,
+) -> Flask:
+    """Build the receiver. Everything it talks to is handed in (tests pass the same things)."""
+    if not secrets:
+        raise ValueError("STRIPE_WEBHOOK_SECRET: at least one webhook secret is required")
+    app = Flask("orderpipe.webhook")
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
+    probe_cache: dict[str, Any] = {"at": 0.0, "ok": False}
+
+    def error(status: int, message: str) -> tuple[Response, int]:
+        return jsonify({"error": message}), status
+
+    @app.errorhandler(RequestEntityTooLarge)
+    def too_large(_exc: Exception) -> tuple[Response, int]:
+        return error(413, f"body larger than {MAX_BODY} bytes")
+
+    @app.post("/webhooks/stripe")
+    def stripe_webhook() -> tuple[Response, int]:
+        if (request.content_length or 0) > MAX_BODY:
+            return error(413, f"body larger than {MAX_BODY} bytes")
+        raw = request.get_data(cache=False)
+        try:
+            verify(raw, request.headers.get("Stripe-Signature"), secrets)
+        except BadSignature as exc:
+            return error(400, f"signature verification failed: {exc}")
+        try:
+            event = json.loads(raw)
+        except ValueError:
+            return error(400, "body is not JSON")
+        if not (isinstance(event, dict) and event.get("object") == "event" and isinstance(event.get("id"), str)
+                and isinstance(event.get("type"), str) and isinstance(event.get("data"), dict)):
+            return error(400, "body is not a Stripe event (needs object=event, id, type, data)")
+        try:
+            recorded = record_event(engine, event, raw.decode("utf-8"))
+        except Exception as exc:  # noqa: BLE001 - any database failure: Stripe must retry
+            log.error("could not record event %s: %s", event.get("id"), str(exc).splitlines()[0])
+            return error(503, "event could not be recorded (database unavailable); retry later")
+        if recorded.alert is not None:
+            alerts.deliver(engine, alert_sink, recorded.alert)
+        if recorded.status == "accepted" and on_accepted is not None:
+            on_accepted(recorded.order_id or "")
+        log.info("event %s %s -> %s (order %s)", recorded.event_id, event["type"], recorded.status,
+                 recorded.order_id)
+        return jsonify({"status": recorded.status, "event_id": recorded.event_id,
+                        "order_id": recorded.order_id}), 200
+
+    @app.get("/healthz")
+    def healthz() -> tuple[Response, int]:
+        prefect = "unknown"
+        if prefect_probe is not None:
+            now = time.monotonic()
+            if now - probe_cache["at"] > 5:
+                probe_cache["ok"], probe_cache["at"] = prefect_probe(), now
+            prefect = "ok" if probe_cache["ok"] else "unreachable"
+        try:
+            ping(engine)
+        except DatabaseUnavailable:
+            return jsonify({"status": "error", "database": "unreachable", "prefect": prefect}), 503
+        return jsonify({"status": "ok", "database": "ok", "prefect": prefect}), 200
+
+    return app

@@ -1,0 +1,36 @@
+"""gunicorn entry point: `gunicorn 'webhook.wsgi:application()'` builds the app from Settings."""
+
+from __future__ import annotations
+
+import httpx
+from flask import Flask
+
+from orderpipe.connectors.alerts_log import LogAlerts
+from orderpipe.db import get_engine
+from orderpipe.dispatcher import wake
+from orderpipe.prefect_env import api_url
+from orderpipe.settings import load_settings
+from webhook.app import create_app
+
+
+def application() -> Flask:
+    settings = load_settings()
+    secrets = settings.require_webhook_secret()
+    engine = get_engine(settings.db_url)
+    health = api_url(settings) + "/health"
+
+    def prefect_ok() -> bool:
+        try:
+            return httpx.get(health, timeout=1.0).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    if settings.orderpipe_alerts == "log":
+        sink = LogAlerts()
+    else:  # the configured sink, built the same way as in flow runs
+        from orderpipe.bootstrap import build_services
+
+        sink = build_services(settings).alerts
+    data_dir = settings.data_dir
+    return create_app(engine=engine, secrets=secrets, alert_sink=sink, prefect_probe=prefect_ok,
+                      on_accepted=lambda _order_id: wake(data_dir))
