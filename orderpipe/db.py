@@ -90,8 +90,9 @@ def insert_ignore(session: Session, model: type[SQLModel], values: dict[str, Any
         stmt = sqlite.insert(table).values(**values).on_conflict_do_nothing()
     else:  # pragma: no cover - only the two supported databases
         raise RuntimeError(f"unsupported database {dialect}")
-    result = session.execute(stmt)
-    return bool(result.rowcount)
+    # RETURNING tells reliably whether a row went in (psycopg reports rowcount -1 here).
+    pk = list(table.primary_key.columns)[0]
+    return session.execute(stmt.returning(pk)).first() is not None
 
 
 def ping(engine: Engine) -> None:

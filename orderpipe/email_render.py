@@ -77,8 +77,8 @@ def _one_line(value: str) -> str:
 
 def message_id_for(order_id: str, sender: str) -> str:
     """Deterministic Message-ID, e.g. <order-pi_123@pikkuna.example>."""
-    domain = parseaddr(sender)[1].rpartition("@")[2]
-    if not _DOMAIN.fullmatch(domain):
+    local_part, at, domain = parseaddr(sender)[1].rpartition("@")
+    if not (local_part and at and _DOMAIN.fullmatch(domain)):
         domain = FALLBACK_DOMAIN
     local = re.sub(r"[^A-Za-z0-9_.-]", "-", order_id)
     return f"<order-{local}@{domain}>"
@@ -178,7 +178,9 @@ def render_confirmation(
 ) -> RenderedEmail:
     """The confirmation email of an order, ready for any EmailConnector."""
     if not order.customer_email:
-        raise OrderDataError(f"order {order.order_id} has no customer email: cannot send the confirmation (step: email)")
+        raise OrderDataError(
+            f"order {order.order_id} has no customer email: cannot send the confirmation (step: email)"
+        )
     name = _one_line(order.customer_name or order.recipient_name or "")
     try:
         to = MailAddress(display_name=name, addr_spec=order.customer_email.strip())

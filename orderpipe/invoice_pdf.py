@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import threading
 from decimal import Decimal
 from xml.sax.saxutils import escape
 
@@ -22,6 +23,10 @@ CATEGORY_LABELS = {
     TaxCategory.ZERO_RATED: "Zero rated / Nollaverokannan myynti",
     TaxCategory.EXEMPT: "Exempt / Veroton",
 }
+
+
+# reportlab keeps per-font subsetting state in shared objects: render one PDF at a time per process.
+_render_lock = threading.Lock()
 
 
 def format_amount(amount: int, exponent: int) -> str:
@@ -139,7 +144,8 @@ def render_invoice_pdf(doc: InvoiceDocument) -> bytes:
         Spacer(1, 8 * mm),
         para(f"{doc.seller.name} · VAT id / ALV-tunnus {doc.seller.vat_id} · {doc.seller.email or ''}", "small"),
     ]
-    pdf.build(story)  # type: ignore[arg-type]
+    with _render_lock:
+        pdf.build(story)  # type: ignore[arg-type]
     return buf.getvalue()
 
 

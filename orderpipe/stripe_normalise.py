@@ -222,10 +222,16 @@ def _tax_info(taxes: Any) -> tuple[Decimal | None, bool | None, str | None]:
     percentage = rate.get("percentage") if isinstance(rate, Mapping) else None
     inclusive = rate.get("inclusive") if isinstance(rate, Mapping) else None
     return (
-        Decimal(str(percentage)).normalize() if percentage is not None else None,
+        _percent(percentage) if percentage is not None else None,
         bool(inclusive) if inclusive is not None else None,
         _text(first.get("taxability_reason")),
     )
+
+
+def _percent(value: Any) -> Decimal:
+    """25.5 -> Decimal('25.5'), 20.0 -> Decimal('20') (no exponent notation, no float noise)."""
+    d = Decimal(str(value))
+    return d.quantize(Decimal(1)) if d == d.to_integral_value() else d.normalize()
 
 
 def _vat_id(tax_ids: list[Json]) -> tuple[str | None, str | None]:

@@ -21,14 +21,16 @@ def verify(raw_body: bytes, header: str | None, secrets: list[str], tolerance: i
         payload = raw_body.decode("utf-8")
     except UnicodeDecodeError:
         raise BadSignature("body is not UTF-8") from None
-    last = "no signatures found matching the expected signature for payload"
+    reasons = []
     for secret in secrets:
         try:
             stripe.WebhookSignature.verify_header(payload, header, secret, tolerance)
             return
         except stripe.SignatureVerificationError as exc:
-            last = str(exc.user_message or exc).strip() or last
-    raise BadSignature(_short(last))
+            reasons.append(str(exc.user_message or exc).strip())
+    # A signature that matched one secret but is too old says more than "no match" from the others.
+    stale = [r for r in reasons if "tolerance" in r.lower()]
+    raise BadSignature(_short((stale or reasons or ["no matching signature"])[0]))
 
 
 def _short(message: str) -> str:

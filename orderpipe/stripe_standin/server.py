@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from flask import Flask, Response, g, jsonify, request
-from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from orderpipe.stripe_standin import events as event_builder
 from orderpipe.stripe_standin.store import StandinStore
@@ -193,7 +193,8 @@ def create_app(store: StandinStore) -> Flask:
         key = _api_key()
         if not key:
             raise StripeApiError(401, "You did not provide an API key. You need to provide your API key in the "
-                                      "Authorization header, using Bearer auth (e.g. 'Authorization: Bearer YOUR_SECRET_KEY').")
+                                      "Authorization header, using Bearer auth "
+                                      "(e.g. 'Authorization: Bearer YOUR_SECRET_KEY').")
         if not store.key_is_valid(key):
             raise StripeApiError(401, f"Invalid API Key provided: {_redact(key)}", code="api_key_invalid")
         failure = store.take_failure(request.method, request.path)
@@ -454,12 +455,24 @@ def _render_item(store: StandinStore, item: Obj, expand: set[str]) -> Obj:
     return out
 
 
+class QuietRequestHandler(WSGIRequestHandler):
+    """No access log lines on stderr (the request log is at ``GET /_standin/requests``)."""
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        return None
+
+
+def make_standin_server(store: StandinStore, host: str = "127.0.0.1", port: int = 0) -> BaseWSGIServer:
+    """A threaded werkzeug server for the stand-in (port 0 picks a free port: see ``server_port``)."""
+    return make_server(host, port, create_app(store), threaded=True, request_handler=QuietRequestHandler)
+
+
 class StandinServer:
     """The stand-in on a werkzeug server in a background thread (``with StandinServer(store) as s: s.url``)."""
 
     def __init__(self, store: StandinStore, host: str = "127.0.0.1", port: int = 0) -> None:
         self.store = store
-        self._server: BaseWSGIServer = make_server(host, port, create_app(store), threaded=True)
+        self._server = make_standin_server(store, host, port)
         self._thread = threading.Thread(target=self._server.serve_forever, name="stripe-standin", daemon=True)
 
     @property

@@ -166,7 +166,7 @@ def jpy_order() -> Order:
 
 
 def kwd_order() -> Order:
-    # 4.995 KWD x 1 + 12.5 % ... the total must end in 0 for Stripe: 5.000 + 0.750 + 2.250 = 8.000
+    # Stripe charges three-decimal currencies in multiples of 10: 5.750 + 0.999 + 1.001 = 7.750 KWD
     return make_order(
         [
             Item("Poster", 5000, 1, Decimal(15)),

@@ -1,0 +1,110 @@
+"""S3 (or any S3-compatible store) as orderpipe's FileStore, through boto3.
+
+Object keys: ``ORDERPIPE_S3_PREFIX`` + the basename of orderpipe's relative key. With the
+default prefix ``labels/``, key ``labels/pi_x.pdf`` is stored as ``labels/pi_x.pdf`` and
+``invoices/2026-000001.pdf`` as ``labels/2026-000001.pdf``; with prefix ``shop-a/`` they become
+``shop-a/pi_x.pdf`` and ``shop-a/2026-000001.pdf``. Basenames are unique across orderpipe's
+folders (pi ids, invoice numbers, distinct extensions), and a PUT to the same key with the
+same bytes is naturally idempotent.
+
+Each ``put`` returns the relative key it was given and a presigned GET URL valid for 7 days
+(SigV4's maximum; a URL signed with temporary credentials stops working when they expire).
+
+boto3 reads its own credentials (``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, profiles,
+instance roles); ``AWS_ENDPOINT_URL_S3`` and ``AWS_REGION`` come through Settings.
+"""
+
+from __future__ import annotations
+
+from pathlib import PurePosixPath
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, HTTPClientError, NoCredentialsError
+
+from orderpipe.connectors.base import StoredFile
+from orderpipe.errors import PermanentError, StepError, TransientError
+from orderpipe.settings import Settings
+
+PRESIGN_SECONDS = 7 * 24 * 3600  # 604800, SigV4's maximum
+TRANSIENT_CODES = frozenset({
+    "SlowDown", "Throttling", "ThrottlingException", "RequestThrottled", "TooManyRequestsException",
+    "RequestTimeout", "RequestTimeTooSkewed", "InternalError", "ServiceUnavailable", "503", "500",
+})
+
+
+def s3_error(what: str, exc: Exception) -> StepError:
+    """Classify a boto3 failure: throttling, 5xx and network trouble are transient."""
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        code = str(error.get("Code", ""))
+        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+        message = str(error.get("Message") or "")[:200]
+        text = f"{what}: {code or 'error'} (HTTP {status or '?'}){': ' + message if message else ''}"
+        if code in TRANSIENT_CODES or status >= 500 or status == 429:
+            return TransientError(text)
+        return PermanentError(text)
+    if isinstance(exc, NoCredentialsError):
+        return PermanentError(f"{what}: no AWS credentials (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)")
+    if isinstance(exc, ConnectionError | HTTPClientError):
+        return TransientError(f"{what}: {type(exc).__name__}")
+    return PermanentError(f"{what}: {type(exc).__name__}")
+
+
+class S3FileStore:
+    """FileStore writing to one bucket under ``ORDERPIPE_S3_PREFIX``."""
+
+    name = "s3"
+
+    def __init__(self, settings: Settings, *, max_attempts: int = 3, connect_timeout: float = 5,
+                 read_timeout: float = 30) -> None:
+        if not settings.orderpipe_s3_bucket:
+            raise PermanentError("S3 file store is not configured: missing ORDERPIPE_S3_BUCKET")
+        self.bucket = settings.orderpipe_s3_bucket
+        self.prefix = settings.orderpipe_s3_prefix or ""
+        s3_options: dict[str, Any] = {}
+        if settings.aws_endpoint_url_s3:
+            # S3-compatible stores (MinIO, Ceph, moto, ...) generally want path-style URLs.
+            s3_options["addressing_style"] = "path"
+        config = Config(
+            signature_version="s3v4",
+            s3=s3_options,
+            retries={"mode": "standard", "total_max_attempts": max_attempts},
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            # Plain bodies with a checksum header, not aws-chunked trailers (doc section 11).
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
+        )
+        self.client = boto3.session.Session().client(
+            "s3", endpoint_url=settings.aws_endpoint_url_s3 or None, region_name=settings.aws_region or None,
+            config=config,
+        )
+
+    def object_key(self, key: str) -> str:
+        """``labels/pi_x.pdf`` -> ``<prefix>pi_x.pdf``."""
+        base = PurePosixPath(key).name
+        if not base or base in (".", ".."):
+            raise PermanentError(f"S3 file store: invalid key {key!r} (must name a file, like labels/x.pdf)")
+        return f"{self.prefix}{base}"
+
+    def put(self, key: str, data: bytes, content_type: str) -> StoredFile:
+        object_key = self.object_key(key)
+        where = f"S3 put s3://{self.bucket}/{object_key}"
+        try:
+            self.client.put_object(Bucket=self.bucket, Key=object_key, Body=data, ContentType=content_type,
+                                   Metadata={"orderpipe-key": key})
+            url = self.client.generate_presigned_url(
+                "get_object", Params={"Bucket": self.bucket, "Key": object_key}, ExpiresIn=PRESIGN_SECONDS
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise s3_error(where, exc) from None
+        return StoredFile(key=key, url=url)
+
+    def check(self) -> None:
+        """Credentials, bucket and reachability; writes nothing."""
+        try:
+            self.client.head_bucket(Bucket=self.bucket)
+        except (ClientError, BotoCoreError) as exc:
+            raise s3_error(f"S3 check of bucket {self.bucket}", exc) from None
