@@ -3,7 +3,8 @@
 The message is multipart/mixed: a multipart/alternative (plain text and HTML) followed by
 the invoice PDF. Money and dates are formatted by Babel for the customer's locale, with
 the currency's decimals taken from Stripe's table (orderpipe.money), not CLDR's. The
-Message-ID is derived from the order, so a resend of the same confirmation is recognisable.
+Message-ID is derived from the order (as every transport derives it), so a resend of the
+same confirmation is recognisable.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from babel import Locale, UnknownLocaleError
 from babel.dates import format_date
 
 from orderpipe.connectors.base import InvoiceResult, ShipmentResult
+from orderpipe.connectors.email_ledger import confirmation_message_id
 from orderpipe.email_i18n import EmailTexts, pick_language, texts_for
 from orderpipe.errors import OrderDataError, PermanentError
 from orderpipe.money import exponent, to_decimal
@@ -76,12 +78,14 @@ def _one_line(value: str) -> str:
 
 
 def message_id_for(order_id: str, sender: str) -> str:
-    """Deterministic Message-ID, e.g. <order-pi_123@pikkuna.example>."""
+    """Deterministic Message-ID, the same one every transport uses (see email_ledger).
+
+    E.g. ``<order-confirmation.pi_123@pikkuna.example>``; the domain is the sender's.
+    """
     local_part, at, domain = parseaddr(sender)[1].rpartition("@")
     if not (local_part and at and _DOMAIN.fullmatch(domain)):
         domain = FALLBACK_DOMAIN
-    local = re.sub(r"[^A-Za-z0-9_.-]", "-", order_id)
-    return f"<order-{local}@{domain}>"
+    return confirmation_message_id(order_id, domain)
 
 
 def _address_lines(address: Address | None, fallback_name: str | None, locale: Locale) -> list[str]:

@@ -82,8 +82,8 @@ def render_label(
     box_top = y
     _lines(c, ["TO / TILL / VASTAANOTTAJA"], x=x + 2 * mm, y=y - 9, font=bold, size=6.5, width=width - 4 * mm)
     # Shrink the recipient's lines when there are many, so they never run into the barcode.
-    room = (y - 24) - (BARCODE_TOP + 2 * mm)
-    size = max(MIN_FONT_SIZE, min(12.0, room / (1.25 * max(1, len(recipient_lines)))))
+    room = (y - 12) - (BARCODE_TOP + 3 * mm)
+    size = max(MIN_FONT_SIZE, min(12.0, room / (1 + 1.25 * max(1, len(recipient_lines)))))
     y = _lines(c, recipient_lines, x=x + 2 * mm, y=y - 12 - size, font=bold, size=size, width=width - 4 * mm)
     c.setLineWidth(1.5)
     c.rect(MARGIN, y, width, box_top - y)

@@ -28,7 +28,7 @@ from sqlalchemy import Engine
 
 from orderpipe.connectors.base import EmailResult
 from orderpipe.db import insert_ignore, session_scope
-from orderpipe.tables import EmailSent
+from orderpipe.tables import EmailSent, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +72,7 @@ def record_sent(engine: Engine, order_id: str, result: EmailResult) -> EmailResu
         inserted = insert_ignore(session, EmailSent, {
             "order_id": order_id, "message_id": result.message_id[:255], "language": result.language[:16],
             "transport": result.transport[:20], "location": (result.location or None) and result.location[:1024],
+            "created_at": utcnow(),
         })
     if inserted:
         return result

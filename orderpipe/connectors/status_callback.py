@@ -45,7 +45,7 @@ from orderpipe.connectors.http_send import request
 from orderpipe.db import insert_ignore, session_scope
 from orderpipe.errors import PermanentError, TransientError
 from orderpipe.settings import Settings
-from orderpipe.tables import CallbackSent
+from orderpipe.tables import CallbackSent, utcnow
 
 SIGNATURE_HEADER = "X-Orderpipe-Signature"
 STATUSES = ("fulfilled", "failed")
@@ -140,7 +140,7 @@ class StatusCallbackClient:
             raise CallbackRejected(f"{where} -> HTTP {response.status_code}: {reason}",
                                    status_code=response.status_code, retry_after=retry_after_seconds(response))
         with session_scope(self._engine) as session:
-            insert_ignore(session, CallbackSent, {"order_id": order_id, "status": status})
+            insert_ignore(session, CallbackSent, {"order_id": order_id, "status": status, "sent_at": utcnow()})
         return True
 
     def _acknowledged(self, order_id: str, status: str) -> bool:

@@ -473,7 +473,8 @@ class StandinServer:
     def __init__(self, store: StandinStore, host: str = "127.0.0.1", port: int = 0) -> None:
         self.store = store
         self._server = make_standin_server(store, host, port)
-        self._thread = threading.Thread(target=self._server.serve_forever, name="stripe-standin", daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name="stripe-standin", daemon=True)
 
     @property
     def url(self) -> str:

@@ -66,7 +66,7 @@ def test_send_writes_the_eml_and_records_it(engine: Engine, data_dir: Path, tmp_
     assert result.created is True
     assert result.transport == "outbox"
     assert result.language == "de"
-    assert result.message_id == "<order-pi_3Mail@shop.example>"
+    assert result.message_id == "<order-confirmation.pi_3Mail@shop.example>"
     assert result.location == str(path.resolve())
     raw = path.read_bytes()
     assert raw == email.message.as_bytes()

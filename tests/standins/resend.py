@@ -76,7 +76,7 @@ class ResendStandIn(StandIn):
                 if answer is None:
                     return error(409, "concurrent_idempotent_requests",
                                  "Same idempotency key used while original request is still in progress.")
-                return answer
+                return Response(answer.get_data(), answer.status_code, headers=dict(answer.headers))
         answer = self._create(payload)
         if key is not None:
             with self._key_lock:

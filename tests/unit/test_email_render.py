@@ -88,7 +88,7 @@ def test_headers(invoice_pdf: Path) -> None:
     assert msg["To"].addresses[0].addr_spec == "asa@example.se"
     assert msg["Reply-To"] == "help@pikkuna.example"
     assert msg["Subject"] == "Tilausvahvistus pi_3Render"
-    assert msg["Message-ID"] == "<order-pi_3Render@pikkuna.example>"
+    assert msg["Message-ID"] == "<order-confirmation.pi_3Render@pikkuna.example>"
     assert msg["Content-Language"] == "fi"
     assert msg["Date"].datetime is not None
     assert msg.get_content_type() == "multipart/mixed"
@@ -109,7 +109,7 @@ def test_message_id_is_deterministic_per_order(invoice_pdf: Path) -> None:
     first, _, _ = render(make_order(), invoice_pdf)
     second, _, _ = render(make_order(), invoice_pdf)
     assert first["Message-ID"] == second["Message-ID"]
-    assert message_id_for("pi_1", "no-domain") == "<order-pi_1@orderpipe.local>"
+    assert message_id_for("pi_1", "no-domain") == "<order-confirmation.pi_1@orderpipe.local>"
 
 
 def test_text_and_html_parts(invoice_pdf: Path) -> None:

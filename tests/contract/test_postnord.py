@@ -1,0 +1,228 @@
+"""PostNordShipping against the PostNord stand-in (shared/docs/vendor-apis.md section 4)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from orderpipe.connectors.file_store_local import LocalFileStore
+from orderpipe.connectors.postnord import BOOK_PATH, LABEL_BY_ID_PATH, PostNordShipping
+from orderpipe.errors import OrderDataError, PermanentError, TransientError
+from orderpipe.order import Address, Order, OrderLine
+from orderpipe.settings import Settings, load_settings
+from tests.standins.postnord import API_KEY, SERVICE_CODES_PATH, PostNordStandIn
+from tests.standins.wsgi_thread import Fault
+
+TEMPLATE = "https://track.example/{tracking_number}"
+
+
+def make_order(order_id: str = "pi_3PostNord1", **address: str | None) -> Order:
+    fields: dict[str, str | None] = {"name": "Anna Virtanen", "line1": "Katu 1", "line2": "B 12",
+                                     "postal_code": "00100", "city": "Helsinki", "country": "FI"}
+    fields.update(address)
+    return Order(
+        order_id=order_id, created=datetime(2026, 5, 10, 10, 0, tzinfo=UTC), currency="eur", amount_total=5390,
+        customer_email="anna@example.fi", customer_name="Anna Virtanen", customer_phone="+358401234567",
+        shipping_address=Address(**fields),
+        lines=[OrderLine(description="Mug", quantity=2, amount_subtotal=4000, amount_total=4400, amount_tax=400),
+               OrderLine(description="Shipping", quantity=1, amount_subtotal=990, amount_total=990,
+                         is_shipping=True)],
+    )
+
+
+@pytest.fixture
+def standin() -> Iterator[PostNordStandIn]:
+    with PostNordStandIn() as s:
+        yield s  # type: ignore[misc]
+
+
+@pytest.fixture
+def settings(monkeypatch: pytest.MonkeyPatch, data_dir: Path, standin: PostNordStandIn) -> Settings:
+    for name, value in {
+        "ORDERPIPE_DATA_DIR": str(data_dir), "ORDERPIPE_SHIPPING": "postnord", "POSTNORD_API_KEY": API_KEY,
+        "POSTNORD_CUSTOMER_NUMBER": "0111111118", "POSTNORD_SERVICE_CODE": "19",
+        "POSTNORD_API_BASE": standin.url, "ORDERPIPE_SELLER_NAME": "Painotalo Pikkuna Oy",
+        "ORDERPIPE_SELLER_COUNTRY": "FI",
+    }.items():
+        monkeypatch.setenv(name, value)
+    return load_settings()
+
+
+@pytest.fixture
+def files(data_dir: Path) -> LocalFileStore:
+    return LocalFileStore(data_dir)
+
+
+@pytest.fixture
+def shipping(settings: Settings, files: LocalFileStore) -> Iterator[PostNordShipping]:
+    connector = PostNordShipping(settings, files, TEMPLATE, timeout=0.5)
+    yield connector
+    connector.close()
+
+
+def test_books_and_stores_label_with_the_documented_request(
+    shipping: PostNordShipping, standin: PostNordStandIn, data_dir: Path
+) -> None:
+    result = shipping.create_shipment(make_order())
+
+    [req] = standin.requests
+    assert (req.method, req.path) == ("POST", BOOK_PATH)
+    assert req.query["apikey"] == API_KEY and req.query["paperSize"] == "A5"
+    assert req.headers["content-type"] == "application/json"
+    assert req.headers["accept"] == "application/json"
+    assert req.headers["x-external-request-id"]
+    body = req.json()
+    assert body["messageId"] == "pi_3PostNord1-1"
+    assert body["messageFunction"] == "Instruction" and body["updateIndicator"] == "Original"
+    shipment = body["shipment"][0]
+    assert shipment["service"]["basicServiceCode"] == "19"
+    assert shipment["references"] == [{"referenceNo": "pi_3PostNord1", "referenceType": "CU"}]
+    consignor = shipment["parties"]["consignor"]
+    assert consignor["issuerCode"] == "Z14"
+    assert consignor["partyIdentification"] == {"partyId": "0111111118", "partyIdType": "160"}
+    assert consignor["party"]["nameIdentification"]["name"] == "Painotalo Pikkuna Oy"
+    assert consignor["party"]["address"]["countryCode"] == "FI"
+    consignee = shipment["parties"]["consignee"]["party"]
+    assert consignee["nameIdentification"]["name"] == "Anna Virtanen"
+    assert consignee["address"] == {"streets": ["Katu 1", "B 12"], "postalCode": "00100", "city": "Helsinki",
+                                    "countryCode": "FI"}
+    assert consignee["contact"] == {"contactName": "Anna Virtanen", "emailAddress": "anna@example.fi",
+                                    "smsNo": "+358401234567"}
+    assert shipment["totalGrossWeight"] == {"value": 1.0, "unit": "KGM"}
+
+    [booking] = standin.bookings
+    assert result.tracking_number == booking.item_id and len(result.tracking_number) == 20
+    assert result.carrier == "postnord" and result.created is True
+    assert result.tracking_url == f"https://tracking.postnord.com/fi/?id={booking.item_id}"
+    assert result.label.key == "labels/pi_3PostNord1.pdf"
+    label = data_dir / "labels" / "pi_3PostNord1.pdf"
+    assert label.read_bytes() == booking.label and label.read_bytes().startswith(b"%PDF")
+
+
+def test_repeat_after_a_crash_books_nothing_twice(
+    settings: Settings, files: LocalFileStore, standin: PostNordStandIn, data_dir: Path
+) -> None:
+    first = PostNordShipping(settings, files, TEMPLATE)
+    created = first.create_shipment(make_order())
+    first.close()  # the process dies before Prefect records the result
+    (data_dir / "labels" / "pi_3PostNord1.pdf").unlink()  # even the stored label went missing
+
+    second = PostNordShipping(settings, files, TEMPLATE)
+    again = second.create_shipment(make_order())
+    second.close()
+
+    assert len(standin.bookings) == 1
+    assert len(standin.calls("POST", BOOK_PATH)) == 1
+    assert again.tracking_number == created.tracking_number and again.created is False
+    assert (data_dir / "labels" / "pi_3PostNord1.pdf").read_bytes() == standin.bookings[0].label
+
+
+def test_429_then_success(shipping: PostNordShipping, standin: PostNordStandIn) -> None:
+    standin.inject(Fault(status=429, body={"message": "Too many requests"}, headers={"Retry-After": "3"}))
+    with pytest.raises(TransientError) as exc:
+        shipping.create_shipment(make_order())
+    assert exc.value.retry_after == 3
+    result = shipping.create_shipment(make_order())
+    assert len(standin.bookings) == 1 and result.tracking_number == standin.bookings[0].item_id
+
+
+def test_non_json_502_then_success(shipping: PostNordShipping, standin: PostNordStandIn) -> None:
+    standin.inject(Fault(status=502, body="<html><body>Bad Gateway</body></html>"))
+    with pytest.raises(TransientError, match="HTTP 502"):
+        shipping.create_shipment(make_order())
+    assert shipping.create_shipment(make_order()).created is True
+    assert len(standin.bookings) == 1
+
+
+def test_timeout_then_success(shipping: PostNordShipping, standin: PostNordStandIn) -> None:
+    standin.inject(Fault(status=504, delay=1.5))  # the gateway hangs; nothing reaches PostNord
+    with pytest.raises(TransientError, match="timed out"):
+        shipping.create_shipment(make_order())
+    result = shipping.create_shipment(make_order())
+    assert len(standin.bookings) == 1 and result.tracking_number == standin.bookings[0].item_id
+
+
+def test_lost_answer_is_the_documented_residual_risk(shipping: PostNordShipping, standin: PostNordStandIn) -> None:
+    """PostNord booked but the answer never arrived: with no lookup by reference in the API
+    and messageId dedupe unconfirmed, the retry books again (see the module docstring).
+    Both bookings carry the order's messageId, so the duplicate can be found and cancelled."""
+    standin.inject(Fault(delay=1.5, then_process=True))
+    with pytest.raises(TransientError, match="timed out"):
+        shipping.create_shipment(make_order())
+    shipping.create_shipment(make_order())
+    assert [b.message_id for b in standin.bookings] == ["pi_3PostNord1-1", "pi_3PostNord1-1"]
+
+
+@pytest.mark.parametrize("mode", ["status_fail", "empty"])
+def test_in_band_booking_failure_is_permanent(
+    shipping: PostNordShipping, standin: PostNordStandIn, data_dir: Path, mode: str
+) -> None:
+    standin.next_booking = mode
+    with pytest.raises(PermanentError, match="PostNord cannot ship to FI for order pi_3PostNord1: ") as exc:
+        shipping.create_shipment(make_order())
+    if mode == "status_fail":
+        assert "ERROR" in str(exc.value) and "not available to FI" in str(exc.value)
+    assert not (data_dir / "labels").exists()
+    assert not (data_dir / "postnord").exists()
+
+
+def test_refused_destination_names_country_and_order(shipping: PostNordShipping) -> None:
+    with pytest.raises(PermanentError, match="PostNord cannot ship to KP for order pi_3PostNord1"):
+        shipping.create_shipment(make_order(country="KP"))
+
+
+@pytest.mark.parametrize("mode", ["label_fail", "no_label"])
+def test_booking_without_label_is_permanent_and_replay_fetches_label_by_id(
+    shipping: PostNordShipping, standin: PostNordStandIn, data_dir: Path, mode: str
+) -> None:
+    standin.next_booking = mode
+    with pytest.raises(PermanentError, match="PostNord cannot ship to FI for order pi_3PostNord1") as exc:
+        shipping.create_shipment(make_order())
+    assert "a replay fetches the label by id" in str(exc.value)
+    assert not (data_dir / "labels").exists()  # never an empty label
+
+    result = shipping.create_shipment(make_order())
+    [booking] = standin.bookings
+    [by_id] = standin.calls("POST", LABEL_BY_ID_PATH)
+    assert by_id.json() == [{"id": booking.item_id}] and by_id.query["apikey"] == API_KEY
+    assert result.tracking_number == booking.item_id and result.created is False
+    assert (data_dir / "labels" / "pi_3PostNord1.pdf").read_bytes() == booking.label
+
+
+def test_missing_address_fields_are_named_and_nothing_is_sent(
+    shipping: PostNordShipping, standin: PostNordStandIn
+) -> None:
+    with pytest.raises(OrderDataError, match="pi_3PostNord1: shipping address is missing postal_code, city"):
+        shipping.create_shipment(make_order(postal_code=None, city=""))
+    order = make_order().model_copy(update={"shipping_address": None})
+    with pytest.raises(OrderDataError, match="no shipping address"):
+        shipping.create_shipment(order)
+    assert standin.requests == []
+
+
+def test_check_is_an_authenticated_read(shipping: PostNordShipping, standin: PostNordStandIn) -> None:
+    shipping.check()
+    [req] = standin.requests
+    assert (req.method, req.path, req.query["apikey"]) == ("GET", SERVICE_CODES_PATH, API_KEY)
+    assert standin.bookings == []
+
+
+def test_wrong_key_is_permanent_and_never_leaks(
+    monkeypatch: pytest.MonkeyPatch, settings: Settings, files: LocalFileStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("POSTNORD_API_KEY", "wrong-secret-key")
+    connector = PostNordShipping(load_settings(), files, TEMPLATE)
+    caplog.set_level(logging.DEBUG)
+    with pytest.raises(PermanentError, match="HTTP 403") as exc:
+        connector.check()
+    with pytest.raises(PermanentError) as exc2:
+        connector.create_shipment(make_order())
+    connector.close()
+    assert "wrong-secret-key" not in str(exc.value) + str(exc2.value)
+    ours = "\n".join(r.getMessage() for r in caplog.records if not r.name.startswith("werkzeug"))  # not the stand-in
+    assert "wrong-secret-key" not in ours
+    assert "apikey=***" in ours  # httpx logged the request, with the key redacted

@@ -1,0 +1,137 @@
+"""Gapless, increasing invoice numbers under concurrent orders, on SQLite and on Postgres."""
+
+from __future__ import annotations
+
+import threading
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, func
+from sqlmodel import Session, select
+
+from orderpipe.connectors.base import InvoiceResult
+from orderpipe.connectors.invoicing_local import LocalInvoicing
+from orderpipe.db import get_engine
+from orderpipe.errors import OrderDataError
+from orderpipe.tables import Invoice, InvoiceCounter
+from tests.unit.invoice_samples import SELLER, consumer_fi
+
+ISSUED = date(2026, 5, 4)
+
+
+def invoicing(engine: Engine, data_dir: Path) -> LocalInvoicing:
+    return LocalInvoicing(engine, data_dir, SELLER, Decimal("25.5"), today=lambda: ISSUED)
+
+
+def run_concurrently(n: int, target) -> list[object]:  # type: ignore[no-untyped-def]
+    results: list[object] = [None] * n
+    barrier = threading.Barrier(n)
+
+    def worker(i: int) -> None:
+        barrier.wait()
+        try:
+            results[i] = target(i)
+        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+            results[i] = exc
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not any(t.is_alive() for t in threads)
+    errors = [r for r in results if isinstance(r, BaseException)]
+    assert errors == []
+    return results
+
+
+def count_invoices(engine: Engine) -> int:
+    with Session(engine) as s:
+        return s.exec(select(func.count()).select_from(Invoice)).one()
+
+
+def test_concurrent_orders_get_numbers_1_to_20(any_db_url: str, data_dir: Path) -> None:
+    engine = get_engine(any_db_url)
+    inv = invoicing(engine, data_dir)
+    base = consumer_fi()
+
+    results = run_concurrently(20, lambda i: inv.create_invoice(base.model_copy(update={"order_id": f"pi_conc_{i}"})))
+
+    numbers = sorted(r.invoice_number for r in results if isinstance(r, InvoiceResult))
+    assert numbers == [f"2026-{seq:06d}" for seq in range(1, 21)]
+    assert all(isinstance(r, InvoiceResult) and r.created for r in results)
+    assert count_invoices(engine) == 20
+    with Session(engine) as s:
+        counter = s.exec(select(InvoiceCounter)).one()
+        assert (counter.seller_id, counter.year, counter.last_seq) == ("FI12345671", 2026, 20)
+        rows = s.exec(select(Invoice)).all()
+        assert sorted(r.seq for r in rows) == list(range(1, 21))
+    for r in results:
+        assert isinstance(r, InvoiceResult)
+        assert Path(r.pdf_path).read_bytes().startswith(b"%PDF-")
+        assert r.xml_path and Path(r.xml_path).name == f"{r.invoice_number}.xml"
+        assert Path(r.pdf_path) == data_dir / "invoices" / f"{r.invoice_number}.pdf"
+        assert r.amount_total == base.amount_total and r.amount_tax == base.amount_tax
+    assert not [p for p in (data_dir / "invoices").iterdir() if p.name.startswith(".")], "no temp files left"
+
+
+def test_same_order_twice_and_concurrently_is_one_invoice(any_db_url: str, data_dir: Path) -> None:
+    engine = get_engine(any_db_url)
+    inv = invoicing(engine, data_dir)
+    order = consumer_fi().model_copy(update={"order_id": "pi_twice"})
+
+    first = inv.create_invoice(order)
+    again = inv.create_invoice(order)
+    assert first.created and not again.created
+    assert again.invoice_number == first.invoice_number == "2026-000001"
+    assert again.issue_date == first.issue_date == "2026-05-04"
+
+    racing = consumer_fi().model_copy(update={"order_id": "pi_race"})
+    results = run_concurrently(8, lambda _i: inv.create_invoice(racing))
+    assert {r.invoice_number for r in results if isinstance(r, InvoiceResult)} == {"2026-000002"}
+    assert sum(1 for r in results if isinstance(r, InvoiceResult) and r.created) == 1
+    assert count_invoices(engine) == 2
+
+    nxt = inv.create_invoice(consumer_fi().model_copy(update={"order_id": "pi_next"}))
+    assert nxt.invoice_number == "2026-000003", "no number was burnt by the repeats"
+
+
+def test_missing_files_are_rendered_again(engine: Engine, data_dir: Path) -> None:
+    inv = invoicing(engine, data_dir)
+    order = consumer_fi()
+    first = inv.create_invoice(order)
+    Path(first.pdf_path).unlink()
+    assert first.xml_path
+    xml_before = Path(first.xml_path).read_bytes()
+    again = inv.create_invoice(order)
+    assert not again.created
+    assert Path(again.pdf_path).read_bytes().startswith(b"%PDF-")
+    assert Path(first.xml_path).read_bytes() == xml_before
+
+
+def test_a_new_year_starts_a_new_series(engine: Engine, data_dir: Path) -> None:
+    inv = invoicing(engine, data_dir)
+    inv.create_invoice(consumer_fi().model_copy(update={"order_id": "pi_old"}))
+    later = LocalInvoicing(engine, data_dir, SELLER, Decimal("25.5"), today=lambda: date(2027, 1, 1))
+    assert later.create_invoice(consumer_fi().model_copy(update={"order_id": "pi_new"})).invoice_number == "2027-000001"
+
+
+def test_an_order_that_cannot_be_invoiced_takes_no_number(engine: Engine, data_dir: Path) -> None:
+    inv = invoicing(engine, data_dir)
+    bad = consumer_fi().model_copy(update={"order_id": "pi_bad", "amount_total": 1})
+    with pytest.raises(OrderDataError, match="pi_bad"):
+        inv.create_invoice(bad)
+    assert inv.create_invoice(consumer_fi()).invoice_number == "2026-000001"
+
+
+def test_check_needs_a_writable_data_dir(engine: Engine, data_dir: Path) -> None:
+    invoicing(engine, data_dir).check()
+    assert (data_dir / "invoices").is_dir()
+    blocker = data_dir / "blocked"
+    blocker.write_text("a file, not a directory")
+    from orderpipe.errors import StepError
+
+    with pytest.raises(StepError, match="local invoicing"):
+        invoicing(engine, blocker).check()

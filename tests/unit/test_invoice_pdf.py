@@ -1,0 +1,65 @@
+"""The invoice PDF shows names as themselves, the number, the VAT breakdown and the totals."""
+
+from __future__ import annotations
+
+import io
+
+from pypdf import PdfReader
+
+from orderpipe.invoice_doc import build_invoice
+from orderpipe.invoice_pdf import format_amount, render_invoice_pdf
+from orderpipe.order import Order
+from tests.unit.invoice_samples import (
+    FI_RATE,
+    ISSUE_DATE,
+    SELLER,
+    inclusive_no_stripe_tax,
+    jpy_order,
+    kwd_order,
+    reverse_charge_de,
+)
+
+
+def pdf_text(order: Order) -> str:
+    doc = build_invoice(order, SELLER, number="2026-000007", issue_date=ISSUE_DATE, default_vat_rate=FI_RATE)
+    data = render_invoice_pdf(doc)
+    assert data.startswith(b"%PDF-")
+    reader = PdfReader(io.BytesIO(data))
+    return " ".join(" ".join((page.extract_text() or "").split()) for page in reader.pages)
+
+
+def test_nordic_name_invoice_number_and_totals() -> None:
+    text = pdf_text(inclusive_no_stripe_tax())
+    assert "Åsa Öberg-Ståhl" in text
+    assert "2026-000007" in text and "2026-03-14" in text
+    assert "Painotalo Pikkuna Oy" in text and "FI12345671" in text
+    assert "89.72 EUR" in text  # total excl. VAT
+    assert "22.88 EUR" in text  # VAT 25.5 %
+    assert "112.60 EUR" in text  # paid == charge
+    assert "25.5" in text
+    assert "Prices include VAT" in text
+
+
+def test_reverse_charge_note_and_buyer_vat_id() -> None:
+    text = pdf_text(reverse_charge_de())
+    assert "Druckerei Groß GmbH" in text and "DE136695976" in text
+    assert "Reverse charge" in text and "Käännetty verovelvollisuus" in text
+    assert "2006/112/EC" in text
+    assert "1\u00a0017.90 EUR" in text or "1 017.90 EUR" in text
+
+
+def test_cjk_names_do_not_crash_and_yen_has_no_decimals() -> None:
+    text = pdf_text(jpy_order())
+    assert "7\u00a0629 JPY" in text or "7 629 JPY" in text
+
+
+def test_kwd_amounts_show_three_decimals() -> None:
+    text = pdf_text(kwd_order())
+    assert "7.750 KWD" in text
+
+
+def test_format_amount() -> None:
+    assert format_amount(123456, 2) == "1\u00a0234.56"
+    assert format_amount(500, 0) == "500"
+    assert format_amount(5120, 3) == "5.120"
+    assert format_amount(0, 2) == "0.00"
