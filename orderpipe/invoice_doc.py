@@ -16,6 +16,13 @@ Where the VAT comes from:
   group ``net = round(gross * 100 / (100 + rate))``, ``tax = gross - net``, the net spread
   over the group's lines by largest remainder.
 
+VAT categories: AE (reverse charge, rate 0, with the Article 196 note) when no tax was
+charged and either the buyer has a valid-format EU VAT id (python-stdnum, no VIES lookup)
+of another member state than the seller's and Stripe computed the tax, or the order is
+explicitly reverse charge (``tax_exempt == "reverse"`` / ``taxability_reason ==
+"reverse_charge"``) and carries a buyer VAT id; E (with a reason) for exempt customers or
+products; Z for untaxed lines; S with the rate otherwise.
+
 EN 16931 allows at most two decimals in amounts (BR-DEC-*): :func:`en16931_amounts` gives
 the figures to report, rounded to two decimals for three-decimal currencies with the
 difference in the payable rounding amount, so the payable amount still equals the charge.
@@ -264,6 +271,8 @@ def buyer_party(order: Order, seller: Seller) -> InvoiceParty:
         or order.customer_email
         or "Consumer"
     )
+    # EN 16931 needs the buyer's country (BR-11); an order without any address (a digital
+    # PaymentIntent) is taken to be sold where the seller is.
     country = (address.country or seller.country).upper()
     return InvoiceParty(
         name=name,

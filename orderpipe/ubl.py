@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 
 from lxml import etree
@@ -29,9 +30,13 @@ def _cac(parent: etree._Element, name: str) -> etree._Element:
     return etree.SubElement(parent, f"{{{NS_CAC}}}{name}")
 
 
+# Characters XML 1.0 cannot carry (control characters a product name might hold).
+_NOT_XML = re.compile("[^\u0009\u000a\u000d\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
 def _cbc(parent: etree._Element, tag: str, text: str, **attrs: str) -> etree._Element:
     el = etree.SubElement(parent, f"{{{NS_CBC}}}{tag}", attrs)
-    el.text = text
+    el.text = _NOT_XML.sub("", text)
     return el
 
 

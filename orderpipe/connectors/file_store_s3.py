@@ -85,7 +85,7 @@ class S3FileStore:
     def object_key(self, key: str) -> str:
         """``labels/pi_x.pdf`` -> ``<prefix>pi_x.pdf``."""
         base = PurePosixPath(key).name
-        if not base or base in (".", ".."):
+        if not base or base in (".", "..") or key.endswith("/"):
             raise PermanentError(f"S3 file store: invalid key {key!r} (must name a file, like labels/x.pdf)")
         return f"{self.prefix}{base}"
 

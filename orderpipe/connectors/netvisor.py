@@ -93,9 +93,18 @@ class NetvisorInvoicing:
     # ---- InvoicingConnector ---------------------------------------------------------------
     def create_invoice(self, order: Order) -> InvoiceResult:
         local = self.local.create_invoice(order)
-        existing = self.find_invoice(local.invoice_number, order_id=order.order_id)
+        existing = self._find_row(local.invoice_number, order_id=order.order_id)
         if existing is not None:
-            return local.model_copy(update={"vendor_id": existing, "created": local.created})
+            key, invoice_sum = existing
+            expected = to_decimal(local.amount_total, local.currency or order.currency)
+            if invoice_sum is not None and invoice_sum != expected:
+                # Same number, different money: not ours (Netvisor numbering collides with ours).
+                raise PermanentError(
+                    f"Netvisor already has invoice {local.invoice_number} (key {key}) with sum "
+                    f"{decimal_comma(invoice_sum)}, but order {order.order_id} invoices {decimal_comma(expected)}; "
+                    "check the Netvisor invoice numbering"
+                )
+            return local.model_copy(update={"vendor_id": key, "created": local.created})
         body = invoice_xml(order, local, settings=self.settings, customer_code=self.customer_code)
         root = self._request("POST", ADD_PATH, params={"method": "add"}, content=body,
                              what=f"adding invoice {local.invoice_number} of order {order.order_id}")
@@ -107,13 +116,19 @@ class NetvisorInvoicing:
             )
         return local.model_copy(update={"vendor_id": key, "created": True})
 
-    def find_invoice(self, invoice_number: str, *, order_id: str | None = None) -> str | None:
+    def find_invoice(self, invoice_number: str) -> str | None:
         """NetvisorKey of the sales invoice with exactly this number, or None."""
+        row = self._find_row(invoice_number)
+        return row[0] if row else None
+
+    def _find_row(self, invoice_number: str, *, order_id: str | None = None) -> tuple[str, Decimal | None] | None:
         what = f"looking up invoice {invoice_number}" + (f" of order {order_id}" if order_id else "")
         root = self._request("GET", LIST_PATH, params={"InvoiceNumber": invoice_number}, what=what)
         for row in _descendants(root, "SalesInvoice"):
-            if _child_text(row, "InvoiceNumber") == invoice_number:
-                return _child_text(row, "NetvisorKey") or None
+            key = _child_text(row, "NetvisorKey")
+            # The filter's matching rules are not documented: compare the number ourselves.
+            if key and _child_text(row, "InvoiceNumber") == invoice_number:
+                return key, _parse_sum(_child_text(row, "InvoiceSum"))
         return None
 
     def check(self) -> None:
@@ -281,6 +296,14 @@ def _parse(response: httpx.Response, what: str) -> etree._Element:
         raise PermanentError(
             f"Netvisor {response.request.method} {response.request.url.path} ({what}): answer is not XML"
         ) from None
+
+
+def _parse_sum(text: str) -> Decimal | None:
+    """``InvoiceSum`` uses a decimal comma ("53,90"); None when absent or unreadable."""
+    try:
+        return Decimal(text.replace("\u00a0", "").replace(" ", "").replace(",", ".")) if text else None
+    except ArithmeticError:
+        return None
 
 
 def _local(tag: Any) -> str:

@@ -42,7 +42,7 @@ from typing import Any
 import httpx
 
 from orderpipe.connectors.base import FileStore, ShipmentResult, StoredFile
-from orderpipe.connectors.file_store_local import atomic_write, os_error
+from orderpipe.connectors.file_store_local import atomic_write, check_writable, os_error
 from orderpipe.connectors.http import DEFAULT_TIMEOUT, Throttle, call, make_client, no_throttle
 from orderpipe.connectors.json_body import dumps
 from orderpipe.errors import OrderDataError, PermanentError
@@ -66,10 +66,9 @@ class _RedactApiKey(logging.Filter):
     """httpx logs every request URL at INFO; the PostNord key is a query parameter."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.args:
-            args = record.args if isinstance(record.args, tuple) else (record.args,)
+        if isinstance(record.args, tuple) and record.args:
             record.args = tuple(_APIKEY_RE.sub(r"\1***", str(a)) if "apikey=" in str(a).lower() else a
-                                for a in args)
+                                for a in record.args)
         if isinstance(record.msg, str) and "apikey=" in record.msg.lower():
             record.msg = _APIKEY_RE.sub(r"\1***", record.msg)
         return True
@@ -147,8 +146,11 @@ class PostNordShipping:
         return self._result(order, record, created=True)
 
     def check(self) -> None:
-        """Authenticated, read-only: list the agreement's service codes (books nothing)."""
+        """Authenticated, read-only: list the agreement's service codes (books nothing).
+
+        Also proves the booking journal directory is writable: without it no booking is safe."""
         _issuer_code(self.settings)
+        check_writable(self.journal_dir, "PostNord booking journal")
         response = call(VENDOR, self.client, "GET", CHECK_PATH, params=self._params(), headers=self._headers())
         try:
             response.json()
@@ -309,9 +311,8 @@ def message_id(order_id: str) -> str:
 def _issuer_code(settings: Settings) -> str:
     code = ISSUER_CODES.get(settings.orderpipe_seller_country)
     if code is None:
-        raise PermanentError(
-            f"PostNord books only from DK, SE, NO or FI; ORDERPIPE_SELLER_COUNTRY is {settings.orderpipe_seller_country}"
-        )
+        country = settings.orderpipe_seller_country
+        raise PermanentError(f"PostNord books only from DK, SE, NO or FI; ORDERPIPE_SELLER_COUNTRY is {country}")
     return code
 
 

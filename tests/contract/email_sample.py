@@ -33,10 +33,11 @@ def sample_message(order: Order, *, subject: str = "Tilausvahvistus A-1001", mes
     msg["To"] = "Anna Virtanen <anna@example.fi>"
     msg["Subject"] = subject
     msg["Message-ID"] = message_id or f"<random.{order.order_id}@renderer.example>"
-    msg["Content-Language"] = "fi"
     msg.set_content("Kiitos tilauksestasi! Seurantanumero: JJFI64000000000001")
     msg.add_alternative("<p>Kiitos tilauksestasi! Seurantanumero: <b>JJFI64000000000001</b></p>", subtype="html")
     msg.add_attachment(PDF, maintype="application", subtype="pdf", filename="INV-2026-000001.pdf")
+    # After the parts: add_alternative/add_attachment move Content-* headers into the first part.
+    msg["Content-Language"] = "fi"
     return msg
 
 

@@ -234,3 +234,14 @@ def test_lookup_matches_the_exact_number(invoicing: NetvisorInvoicing, standin: 
     assert invoicing.find_invoice("20260001") == "1800"
     root = etree.fromstring(standin.invoices[0].raw.decode("ISO-8859-15"))
     assert root.tag == "root"
+
+
+def test_same_number_with_a_different_sum_is_not_taken_for_ours(
+    invoicing: NetvisorInvoicing, standin: NetvisorStandIn
+) -> None:
+    invoicing.create_invoice(make_order())
+    other = make_order().model_copy(update={"order_id": "pi_3Other", "amount_total": 1000})
+    with pytest.raises(PermanentError, match="already has invoice 20260001 \\(key 1800\\) with sum 53,90, but "
+                                             "order pi_3Other invoices 10,00"):
+        invoicing.create_invoice(other)
+    assert len(standin.invoices) == 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -14,7 +15,7 @@ from sqlmodel import Session, select
 from orderpipe.connectors.base import InvoiceResult
 from orderpipe.connectors.invoicing_local import LocalInvoicing
 from orderpipe.db import get_engine
-from orderpipe.errors import OrderDataError
+from orderpipe.errors import OrderDataError, StepError
 from orderpipe.tables import Invoice, InvoiceCounter
 from tests.unit.invoice_samples import SELLER, consumer_fi
 
@@ -25,7 +26,7 @@ def invoicing(engine: Engine, data_dir: Path) -> LocalInvoicing:
     return LocalInvoicing(engine, data_dir, SELLER, Decimal("25.5"), today=lambda: ISSUED)
 
 
-def run_concurrently(n: int, target) -> list[object]:  # type: ignore[no-untyped-def]
+def run_concurrently(n: int, target: Callable[[int], object]) -> list[object]:
     results: list[object] = [None] * n
     barrier = threading.Barrier(n)
 
@@ -131,7 +132,5 @@ def test_check_needs_a_writable_data_dir(engine: Engine, data_dir: Path) -> None
     assert (data_dir / "invoices").is_dir()
     blocker = data_dir / "blocked"
     blocker.write_text("a file, not a directory")
-    from orderpipe.errors import StepError
-
     with pytest.raises(StepError, match="local invoicing"):
         invoicing(engine, blocker).check()

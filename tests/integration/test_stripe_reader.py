@@ -26,6 +26,12 @@ def standin() -> Iterator[tuple[str, StandinStore]]:
         yield pair
 
 
+@pytest.fixture
+def http() -> Iterator[httpx.Client]:
+    with httpx.Client(timeout=10) as client:
+        yield client
+
+
 def _reader(base_url: str, **kwargs: object) -> StripeReader:
     return StripeReader(STANDIN_KEY, base_url, **kwargs)  # type: ignore[arg-type]
 
@@ -197,14 +203,14 @@ def test_succeeded_payment_intents(standin: tuple[str, StandinStore]) -> None:
 
 # ---- the stand-in's wire format -------------------------------------------------------
 
-def test_both_expand_forms_and_list_shape(standin: tuple[str, StandinStore]) -> None:
+def test_both_expand_forms_and_list_shape(standin: tuple[str, StandinStore], http: httpx.Client) -> None:
     base_url, store = standin
     session_id = store.session_for(s.FI_CONSUMER)["id"]  # type: ignore[index]
     url = f"{base_url}/v1/checkout/sessions/{session_id}/line_items"
     auth = {"Authorization": f"Bearer {STANDIN_KEY}"}
-    bracket = httpx.get(url + "?expand[]=data.taxes&expand[]=data.price.product", headers=auth)
-    indexed = httpx.get(url + "?expand[0]=data.taxes&expand[1]=data.price.product", headers=auth)
-    plain = httpx.get(url, headers=auth)
+    bracket = http.get(url + "?expand[]=data.taxes&expand[]=data.price.product", headers=auth)
+    indexed = http.get(url + "?expand[0]=data.taxes&expand[1]=data.price.product", headers=auth)
+    plain = http.get(url, headers=auth)
     assert bracket.status_code == indexed.status_code == plain.status_code == 200
     assert bracket.json() == indexed.json()
     body = bracket.json()
@@ -216,82 +222,82 @@ def test_both_expand_forms_and_list_shape(standin: tuple[str, StandinStore]) -> 
     assert bracket.headers["Request-Id"].startswith("req_")
 
 
-def test_stripe_error_objects(standin: tuple[str, StandinStore]) -> None:
+def test_stripe_error_objects(standin: tuple[str, StandinStore], http: httpx.Client) -> None:
     base_url, _store = standin
     auth = {"Authorization": f"Bearer {STANDIN_KEY}"}
-    missing = httpx.get(f"{base_url}/v1/payment_intents/pi_nope", headers=auth)
+    missing = http.get(f"{base_url}/v1/payment_intents/pi_nope", headers=auth)
     assert missing.status_code == 404
     assert missing.json()["error"]["type"] == "invalid_request_error"
     assert missing.json()["error"]["code"] == "resource_missing"
     assert missing.json()["error"]["param"] == "id"
     assert missing.headers["Request-Id"].startswith("req_")
 
-    bad_expand = httpx.get(f"{base_url}/v1/payment_intents/{s.FI_CONSUMER}?expand[]=nope", headers=auth)
+    bad_expand = http.get(f"{base_url}/v1/payment_intents/{s.FI_CONSUMER}?expand[]=nope", headers=auth)
     assert bad_expand.status_code == 400 and bad_expand.json()["error"]["param"] == "expand"
 
-    bad_limit = httpx.get(f"{base_url}/v1/events?limit=500", headers=auth)
+    bad_limit = http.get(f"{base_url}/v1/events?limit=500", headers=auth)
     assert bad_limit.status_code == 400 and bad_limit.json()["error"]["param"] == "limit"
 
-    both = httpx.get(f"{base_url}/v1/events?type=a&types[]=b", headers=auth)
+    both = http.get(f"{base_url}/v1/events?type=a&types[]=b", headers=auth)
     assert both.status_code == 400
 
-    no_key = httpx.get(f"{base_url}/v1/balance")
+    no_key = http.get(f"{base_url}/v1/balance")
     assert no_key.status_code == 401 and "API key" in no_key.json()["error"]["message"]
 
-    basic = httpx.get(f"{base_url}/v1/balance", auth=(STANDIN_KEY, ""))
+    basic = http.get(f"{base_url}/v1/balance", auth=(STANDIN_KEY, ""))
     assert basic.status_code == 200 and basic.json()["object"] == "balance"
 
-    unknown = httpx.post(f"{base_url}/v1/refunds", headers=auth)
+    unknown = http.post(f"{base_url}/v1/refunds", headers=auth)
     assert unknown.status_code == 404 and "Unrecognized request URL" in unknown.json()["error"]["message"]
 
 
-def test_strict_key_mode() -> None:
+def test_strict_key_mode(http: httpx.Client) -> None:
     with running_standin(seed=False, api_key="sk_test_only_this", accept_any_test_key=False) as (base_url, _store):
-        assert httpx.get(f"{base_url}/v1/balance", headers={"Authorization": "Bearer sk_test_other"}).status_code \
+        assert http.get(f"{base_url}/v1/balance", headers={"Authorization": "Bearer sk_test_other"}).status_code \
             == 401
-        assert httpx.get(f"{base_url}/v1/balance",
+        assert http.get(f"{base_url}/v1/balance",
                          headers={"Authorization": "Bearer sk_test_only_this"}).status_code == 200
 
 
-def test_control_endpoints_over_http() -> None:
+def test_control_endpoints_over_http(http: httpx.Client) -> None:
     with running_standin(seed=False) as (base_url, store):
-        seeded = httpx.post(f"{base_url}/_standin/seed").json()["order_ids"]
+        seeded = http.post(f"{base_url}/_standin/seed").json()["order_ids"]
         assert tuple(seeded) == SAMPLE_ORDER_IDS
 
         sample = next(x for x in s.sample_orders() if x.order_id == s.FI_CONSUMER)
         body = {"payment_intent": dict(sample.payment_intent, id="pi_3ViaHttp"),
                 "session": dict(sample.session or {}, id="cs_test_viahttp", payment_intent="pi_3ViaHttp"),
                 "line_items": sample.line_items, "customer": sample.customer, "products": sample.products}
-        assert httpx.post(f"{base_url}/_standin/orders", json=body).status_code == 201
-        assert "pi_3ViaHttp" in httpx.get(f"{base_url}/_standin/orders").json()["order_ids"]
-        assert httpx.post(f"{base_url}/_standin/orders", json={"payment_intent": {"id": "x"}}).status_code == 400
+        assert http.post(f"{base_url}/_standin/orders", json=body).status_code == 201
+        assert "pi_3ViaHttp" in http.get(f"{base_url}/_standin/orders").json()["order_ids"]
+        assert http.post(f"{base_url}/_standin/orders", json={"payment_intent": {"id": "x"}}).status_code == 400
         assert _reader(base_url).fetch_order("pi_3ViaHttp").amount_total == 8735
 
-        armed = httpx.post(f"{base_url}/_standin/failures",
+        armed = http.post(f"{base_url}/_standin/failures",
                            json={"path_prefix": "/v1/balance", "status": 500, "count": 1, "should_retry": False})
         assert armed.status_code == 201
-        failed = httpx.get(f"{base_url}/v1/balance", headers={"Authorization": f"Bearer {STANDIN_KEY}"})
+        failed = http.get(f"{base_url}/v1/balance", headers={"Authorization": f"Bearer {STANDIN_KEY}"})
         assert failed.status_code == 500 and failed.headers["Stripe-Should-Retry"] == "false"
         assert failed.json()["error"]["type"] == "api_error"
 
-        event = httpx.post(f"{base_url}/_standin/events",
+        event = http.post(f"{base_url}/_standin/events",
                            json={"order_id": "pi_3ViaHttp", "type": "payment_intent.succeeded"})
         assert event.status_code == 201
         event_id = event.json()["id"]
-        listed = httpx.get(f"{base_url}/v1/events?delivery_success=false",
+        listed = http.get(f"{base_url}/v1/events?delivery_success=false",
                            headers={"Authorization": f"Bearer {STANDIN_KEY}"}).json()
         assert [e["id"] for e in listed["data"]] == [event_id]
         assert listed["data"][0]["pending_webhooks"] == 1
-        assert httpx.post(f"{base_url}/_standin/events/{event_id}/delivery", json={"delivered": True}).is_success
-        listed = httpx.get(f"{base_url}/v1/events?delivery_success=false",
+        assert http.post(f"{base_url}/_standin/events/{event_id}/delivery", json={"delivered": True}).is_success
+        listed = http.get(f"{base_url}/v1/events?delivery_success=false",
                            headers={"Authorization": f"Bearer {STANDIN_KEY}"}).json()
         assert listed["data"] == []
-        got = httpx.get(f"{base_url}/v1/events/{event_id}", headers={"Authorization": f"Bearer {STANDIN_KEY}"})
+        got = http.get(f"{base_url}/v1/events/{event_id}", headers={"Authorization": f"Bearer {STANDIN_KEY}"})
         assert got.json()["pending_webhooks"] == 0
 
-        log = httpx.get(f"{base_url}/_standin/requests").json()["requests"]
+        log = http.get(f"{base_url}/_standin/requests").json()["requests"]
         assert log and all("Authorization" not in str(entry) and STANDIN_KEY not in str(entry) for entry in log)
-        assert httpx.delete(f"{base_url}/_standin/requests").is_success
+        assert http.delete(f"{base_url}/_standin/requests").is_success
         assert store.request_log() == []
 
 

@@ -115,6 +115,7 @@ class AirtableStandIn(StandIn):
                 self._recent.popleft()
             if len(self._recent) >= self.requests_per_second:
                 self._penalty_until = now + self.penalty_seconds
+                self._recent.clear()  # the real 30 s penalty outlasts the 1 s window
                 return self.rate_limited_response()
             self._recent.append(now)
         return None

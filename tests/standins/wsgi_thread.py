@@ -76,7 +76,9 @@ class StandIn:
     # ---- lifecycle --------------------------------------------------------------------------
     def start(self) -> StandIn:
         self._server = make_server("127.0.0.1", 0, self._wsgi, threaded=True)
-        self._thread = threading.Thread(target=self._server.serve_forever, name=type(self).__name__, daemon=True)
+        server = self._server
+        self._thread = threading.Thread(target=lambda: server.serve_forever(poll_interval=0.05),
+                                        name=type(self).__name__, daemon=True)
         self._thread.start()
         return self
 

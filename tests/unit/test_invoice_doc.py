@@ -23,6 +23,7 @@ from tests.unit.invoice_samples import (
     ISSUE_DATE,
     SELLER,
     Item,
+    carts,
     consumer_fi,
     inclusive_no_stripe_tax,
     jpy_order,
@@ -31,8 +32,6 @@ from tests.unit.invoice_samples import (
     reverse_charge_de,
     two_rates,
 )
-
-RATES = [Decimal(0), Decimal("5.5"), Decimal(10), Decimal(14), Decimal(24), Decimal("25.5"), Decimal("7.7")]
 
 
 def invoice(order: Order, default_vat_rate: Decimal = FI_RATE) -> InvoiceDocument:
@@ -252,45 +251,6 @@ def test_largest_remainder(total: int, weights: list[int], parts: list[int]) -> 
 
 
 # ---- properties ------------------------------------------------------------------------------
-
-
-@st.composite
-def carts(draw: st.DrawFn) -> Order:
-    currency = draw(st.sampled_from(["eur", "jpy", "kwd"]))
-    scale = {"eur": 1, "jpy": 1, "kwd": 10}[currency]
-    mode = draw(st.sampled_from(["stripe", "stripe", "none", "reverse"]))
-    items = []
-    for i in range(draw(st.integers(1, 8))):
-        unit = draw(st.integers(0, 50_000)) * scale
-        qty = draw(st.integers(1, 12))
-        discount = draw(st.integers(0, unit * qty)) if draw(st.booleans()) else 0
-        if mode == "stripe":
-            rate: Decimal | None = draw(st.sampled_from(RATES))
-        elif mode == "reverse":
-            rate = Decimal(0)
-        else:
-            rate = None
-        items.append(Item(f"Item {i}", unit, qty, rate, inclusive=draw(st.booleans()), discount=discount,
-                          reason="reverse_charge" if mode == "reverse" else None))
-    if draw(st.booleans()):
-        rate = draw(st.sampled_from(RATES)) if mode == "stripe" else (Decimal(0) if mode == "reverse" else None)
-        items.append(Item("Shipping", draw(st.integers(0, 3000)) * scale, 1, rate, shipping=True))
-    order = make_order(
-        items,
-        currency=currency,
-        tax_from_stripe=mode != "none",
-        buyer_vat_id="DE136695976" if mode == "reverse" else draw(st.sampled_from([None, "FI12345671"])),
-        tax_exempt="reverse" if mode == "reverse" else "none",
-    )
-    if currency == "kwd" and order.amount_total % 10:
-        # Stripe charges three-decimal currencies in multiples of 10: a handling line rounds it up.
-        items.append(Item("Handling", 10 - order.amount_total % 10, 1, Decimal(0) if mode != "none" else None))
-        order = make_order(
-            items, currency=currency, tax_from_stripe=mode != "none", buyer_vat_id=order.buyer_vat_id,
-            tax_exempt=order.tax_exempt,
-        )
-        assert order.amount_total % 10 == 0
-    return order
 
 
 @settings(max_examples=300, deadline=None)

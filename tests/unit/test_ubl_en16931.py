@@ -15,8 +15,7 @@ from orderpipe.invoice_doc import InvoiceDocument, build_invoice
 from orderpipe.order import Order
 from orderpipe.ubl import NS_CAC, NS_CBC, render_ubl
 from tests.conftest import SHARED
-from tests.unit.invoice_samples import FI_RATE, ISSUE_DATE, SELLER, sample_orders
-from tests.unit.test_invoice_doc import carts
+from tests.unit.invoice_samples import FI_RATE, ISSUE_DATE, SELLER, Item, carts, make_order, sample_orders
 
 VALIDATOR_DIR = SHARED / "validators" / "en16931"
 NS = {"cac": NS_CAC, "cbc": NS_CBC}
@@ -63,7 +62,8 @@ def test_sample_invoice_passes_en16931(name: str, tmp_path: Path, fatal_rules: C
     assert text(root, "/*/cbc:DocumentCurrencyCode") == [order.currency.upper()]
     assert len(root.xpath("/*/cac:InvoiceLine", namespaces=NS)) == len(order.lines)
     subtotals = [
-        (st.findtext(f"{{{NS_CAC}}}TaxCategory/{{{NS_CBC}}}ID"), st.findtext(f"{{{NS_CAC}}}TaxCategory/{{{NS_CBC}}}Percent"))
+        (st.xpath("string(cac:TaxCategory/cbc:ID)", namespaces=NS),
+         st.xpath("string(cac:TaxCategory/cbc:Percent)", namespaces=NS))
         for st in root.xpath("/*/cac:TaxTotal/cac:TaxSubtotal", namespaces=NS)
     ]
     assert len(subtotals) == len(set(subtotals)) == len(doc.tax_subtotals)
@@ -111,9 +111,21 @@ def test_kwd_reported_at_two_decimals_with_payable_equal_to_the_charge() -> None
     assert text(root, "//cac:LegalMonetaryTotal/cbc:TaxInclusiveAmount") == ["7.75"]
 
 
+def test_control_characters_and_consumer_without_address(tmp_path: Path, fatal_rules: Callable) -> None:
+    order = make_order([Item("Juliste\x00\x0b 🎉", 2990, 1, FI_RATE)], address=None, customer_name=None)
+    xml = render_ubl(invoice(order))
+    assert fatal_rules(write(tmp_path, "odd", xml)) == []
+    root = etree.fromstring(xml)
+    assert text(root, "//cac:InvoiceLine/cac:Item/cbc:Name") == ["Juliste 🎉"]
+    assert text(root, "//cac:AccountingCustomerParty//cac:PartyName/cbc:Name") == ["anna@example.fi"]
+    # no address from Stripe: the seller's country stands in, as EN 16931 requires one (BR-11)
+    assert text(root, "//cac:AccountingCustomerParty//cac:Country/cbc:IdentificationCode") == ["FI"]
+
+
 def test_validator_is_not_vacuous(tmp_path: Path, fatal_rules: Callable) -> None:
     """A tampered total must be caught, or the checks above prove nothing."""
-    xml = render_ubl(invoice(SAMPLES["consumer_fi"])).replace(b">110.69</cbc:PayableAmount>", b">110.70</cbc:PayableAmount>")
+    xml = render_ubl(invoice(SAMPLES["consumer_fi"]))
+    xml = xml.replace(b">110.69</cbc:PayableAmount>", b">110.70</cbc:PayableAmount>")
     assert b">110.70<" in xml
     rules = [rid for rid, _ in fatal_rules(write(tmp_path, "tampered", xml))]
     assert "BR-CO-16" in rules

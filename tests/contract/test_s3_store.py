@@ -1,0 +1,131 @@
+"""S3FileStore against moto's S3 server (and S3 XML errors from a tiny stand-in)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import httpx
+import pytest
+
+from orderpipe.connectors.file_store_s3 import PRESIGN_SECONDS, S3FileStore
+from orderpipe.errors import PermanentError, TransientError
+from orderpipe.settings import Settings, load_settings
+from tests.conftest import free_port
+from tests.standins.s3 import MotoS3, S3ErrorStandIn
+
+PDF = b"%PDF-1.4\n% orderpipe test label\n%%EOF\n"
+REGION = "eu-north-1"
+
+
+@pytest.fixture(scope="module")
+def moto_s3() -> Iterator[MotoS3]:
+    with MotoS3() as server:
+        yield server
+
+
+@pytest.fixture
+def bucket() -> str:
+    return f"orderpipe-{uuid.uuid4().hex[:12]}"
+
+
+def configure(monkeypatch: pytest.MonkeyPatch, endpoint: str, bucket: str, prefix: str | None = None) -> Settings:
+    env = {"ORDERPIPE_FILE_STORE": "s3", "ORDERPIPE_S3_BUCKET": bucket, "AWS_ENDPOINT_URL_S3": endpoint,
+           "AWS_REGION": REGION, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing-secret"}
+    if prefix is not None:
+        env["ORDERPIPE_S3_PREFIX"] = prefix
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    return load_settings()
+
+
+@pytest.fixture
+def admin(moto_s3: MotoS3, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """A plain boto3 client, to set up and inspect the bucket behind the store's back."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing-secret")
+    return boto3.client("s3", endpoint_url=moto_s3.url, region_name=REGION)
+
+
+@pytest.fixture
+def store(moto_s3: MotoS3, monkeypatch: pytest.MonkeyPatch, admin: Any, bucket: str) -> S3FileStore:
+    admin.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
+    return S3FileStore(configure(monkeypatch, moto_s3.url, bucket))
+
+
+def test_put_stores_bytes_with_content_type_and_a_working_presigned_url(
+    store: S3FileStore, admin: Any, bucket: str
+) -> None:
+    stored = store.put("labels/pi_3S3a.pdf", PDF, "application/pdf")
+
+    assert stored.key == "labels/pi_3S3a.pdf" and stored.path is None
+    head = admin.head_object(Bucket=bucket, Key="labels/pi_3S3a.pdf")
+    assert head["ContentType"] == "application/pdf" and head["ContentLength"] == len(PDF)
+    assert head["Metadata"] == {"orderpipe-key": "labels/pi_3S3a.pdf"}
+    assert stored.url is not None and f"/{bucket}/labels/pi_3S3a.pdf" in stored.url  # path style
+    assert f"X-Amz-Expires={PRESIGN_SECONDS}" in stored.url
+    response = httpx.get(stored.url, timeout=10)
+    assert response.status_code == 200 and response.content == PDF
+    assert response.headers["content-type"] == "application/pdf"
+
+
+def test_same_key_twice_keeps_one_object(store: S3FileStore, admin: Any, bucket: str) -> None:
+    store.put("labels/pi_3S3a.pdf", PDF, "application/pdf")
+    store.put("labels/pi_3S3a.pdf", PDF, "application/pdf")
+    keys = [o["Key"] for o in admin.list_objects_v2(Bucket=bucket).get("Contents", [])]
+    assert keys == ["labels/pi_3S3a.pdf"]
+
+
+def test_prefix_replaces_the_folder_of_the_key(
+    moto_s3: MotoS3, monkeypatch: pytest.MonkeyPatch, admin: Any, bucket: str
+) -> None:
+    admin.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
+    store = S3FileStore(configure(monkeypatch, moto_s3.url, bucket, prefix="shop-a/"))
+    stored = store.put("invoices/20260001.pdf", PDF, "application/pdf")
+    assert admin.get_object(Bucket=bucket, Key="shop-a/20260001.pdf")["Body"].read() == PDF
+    assert stored.key == "invoices/20260001.pdf"
+    with pytest.raises(PermanentError, match="invalid key"):
+        store.put("labels/", PDF, "application/pdf")
+
+
+def test_check_heads_the_bucket_and_writes_nothing(store: S3FileStore, admin: Any, bucket: str) -> None:
+    store.check()
+    assert admin.list_objects_v2(Bucket=bucket).get("KeyCount", 0) == 0
+
+
+def test_missing_bucket_is_permanent(moto_s3: MotoS3, monkeypatch: pytest.MonkeyPatch, admin: Any) -> None:
+    store = S3FileStore(configure(monkeypatch, moto_s3.url, "no-such-bucket-here"))
+    with pytest.raises(PermanentError, match="S3 check of bucket no-such-bucket-here: 404"):
+        store.check()
+    with pytest.raises(PermanentError, match="NoSuchBucket"):
+        store.put("labels/pi_x.pdf", PDF, "application/pdf")
+
+
+@pytest.mark.parametrize(("code", "status", "error"), [
+    ("SlowDown", 503, TransientError),
+    ("InternalError", 500, TransientError),
+    ("AccessDenied", 403, PermanentError),
+    ("NoSuchBucket", 404, PermanentError),
+])
+def test_s3_errors_are_classified(
+    monkeypatch: pytest.MonkeyPatch, code: str, status: int, error: type[Exception]
+) -> None:
+    with S3ErrorStandIn(code, status) as standin:
+        store = S3FileStore(configure(monkeypatch, standin.url, "bucket1"), max_attempts=1)
+        with pytest.raises(error, match=f"S3 put s3://bucket1/labels/pi_x.pdf: {code} \\(HTTP {status}\\)") as exc:
+            store.put("labels/pi_x.pdf", PDF, "application/pdf")
+        [req] = standin.requests
+    assert (req.method, req.path) == ("PUT", "/bucket1/labels/pi_x.pdf")
+    assert req.headers["content-type"] == "application/pdf" and req.body == PDF  # plain body, not aws-chunked
+    assert "testing-secret" not in str(exc.value)
+
+
+def test_unreachable_endpoint_is_transient(monkeypatch: pytest.MonkeyPatch) -> None:
+    store = S3FileStore(configure(monkeypatch, f"http://127.0.0.1:{free_port()}", "labels"), max_attempts=1,
+                        connect_timeout=1)
+    with pytest.raises(TransientError, match="S3 check of bucket labels"):
+        store.check()
