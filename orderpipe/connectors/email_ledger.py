@@ -23,6 +23,7 @@ that); the table's primary key keeps exactly one record either way.
 from __future__ import annotations
 
 import logging
+from email.utils import parseaddr
 
 from sqlalchemy import Engine
 
@@ -43,16 +44,22 @@ def idempotency_key(order_id: str) -> str:
 
 def confirmation_message_id(order_id: str, domain: str) -> str:
     """Deterministic RFC 5322 Message-ID, e.g. ``<order-confirmation.pi_1@shop.example.fi>``."""
-    local = "".join(c if c.isalnum() or c in "._-" else "-" for c in order_id)
     host = domain.strip().strip("<>").lower() or "orderpipe.invalid"
-    return f"<{KEY_PREFIX}.{local}@{host}>"
+    return f"<{KEY_PREFIX}.{_local_part(order_id)}@{host}>"
+
+
+def is_confirmation_message_id(order_id: str, value: str | None) -> bool:
+    """Is ``value`` this order's deterministic Message-ID (whatever domain was chosen)?"""
+    return bool(value) and str(value).strip().startswith(f"<{KEY_PREFIX}.{_local_part(order_id)}@")
+
+
+def _local_part(order_id: str) -> str:
+    return "".join(c if c.isalnum() or c in "._-" else "-" for c in order_id)
 
 
 def domain_of(address: str) -> str:
     """The domain part of an address header value (``Shop <orders@x.fi>`` -> ``x.fi``)."""
-    addr = address.strip()
-    if "<" in addr and ">" in addr:
-        addr = addr[addr.rindex("<") + 1 : addr.rindex(">")]
+    addr = parseaddr(address)[1]
     return addr.rsplit("@", 1)[-1] if "@" in addr else ""
 
 

@@ -26,6 +26,7 @@ from orderpipe.connectors.email_ledger import (
     already_sent,
     confirmation_message_id,
     idempotency_key,
+    is_confirmation_message_id,
     record_sent,
 )
 from orderpipe.connectors.email_parts import message_parts
@@ -77,7 +78,9 @@ class MailgunEmail:
         if done is not None:
             return done
         parts = message_parts(order.order_id, message)
-        message_id = confirmation_message_id(order.order_id, self._domain)
+        message_id = str(message.get("Message-ID") or "")
+        if not is_confirmation_message_id(order.order_id, message_id):
+            message_id = confirmation_message_id(order.order_id, self._domain)
         fields: dict[str, str | list[str]] = {
             "from": parts.sender,
             "to": parts.to,

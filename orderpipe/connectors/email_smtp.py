@@ -30,6 +30,7 @@ from orderpipe.connectors.email_ledger import (
     confirmation_message_id,
     domain_of,
     idempotency_key,
+    is_confirmation_message_id,
     record_sent,
 )
 from orderpipe.errors import PermanentError, StepError, TransientError
@@ -95,14 +96,17 @@ class SmtpEmail:
 
     # -- internals ----------------------------------------------------------------------
     def _prepared(self, order_id: str, message: EmailMessage) -> EmailMessage:
-        """The message with the deterministic Message-ID (a copy when it had another one)."""
-        wanted = confirmation_message_id(order_id, domain_of(str(message.get("From") or "")))
+        """The message with the order's deterministic Message-ID (a copy if it had another).
+
+        ``email_render`` already sets it; a message from elsewhere gets one here."""
+        keep_id = is_confirmation_message_id(order_id, message.get("Message-ID"))
         needs_resend_key = self._host.lower().endswith("resend.com") and "Resend-Idempotency-Key" not in message
-        if message.get("Message-ID") == wanted and not needs_resend_key:
+        if keep_id and not needs_resend_key:
             return message
         outgoing = copy.deepcopy(message)  # the caller's message stays as it was
-        del outgoing["Message-ID"]
-        outgoing["Message-ID"] = wanted
+        if not keep_id:
+            del outgoing["Message-ID"]
+            outgoing["Message-ID"] = confirmation_message_id(order_id, domain_of(str(message.get("From") or "")))
         if needs_resend_key:
             outgoing["Resend-Idempotency-Key"] = idempotency_key(order_id)
         return outgoing

@@ -141,6 +141,8 @@ class ZohoTokens:
         except httpx.TransportError as exc:
             raise TransientError(f"{where}: connection failed ({type(exc).__name__})") from None
         body = _json_object(response)
+        # A refresh grant is believed not to return a new refresh token [U]; if one came, it is
+        # ignored: ZOHO_REFRESH_TOKEN stays the credential and nothing secret is written to disk.
         token = body.get("access_token")
         if response.is_success and isinstance(token, str) and token:
             self._check_api_domain(body.get("api_domain"))

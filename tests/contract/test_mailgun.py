@@ -75,6 +75,13 @@ def test_send_posts_the_documented_multipart_request(env: None, engine: Engine, 
     assert already_sent(engine, "pi_3Pabc123") == result.model_copy(update={"created": False})
 
 
+def test_the_rendered_deterministic_message_id_is_kept(env: None, engine: Engine, mailgun: MailgunStandIn) -> None:
+    order = sample_order()
+    rendered_id = "<order-confirmation.pi_3Pabc123@pikkuna.example>"
+    connector(engine).send(order, sample_message(order, message_id=rendered_id), language="fi", variables=VARIABLES)
+    assert mailgun.messages[0].one("h:Message-Id") == rendered_id
+
+
 def test_repeat_after_a_crash_sends_nothing_twice(env: None, engine: Engine, mailgun: MailgunStandIn) -> None:
     first = send(connector(engine))
     again = send(connector(engine))  # a new process: new connector, same database
@@ -114,11 +121,11 @@ def test_timeout_then_success_leaves_a_recognisable_duplicate(env: None, engine:
                                                               mailgun: MailgunStandIn) -> None:
     """Mailgun has no server-side dedupe (vendor doc §6): an answer lost after acceptance is
     the residual window. Both copies carry the same Message-Id header and order variable."""
-    mailgun.inject(Delay(1.0))
-    conn = connector(engine, timeout=0.3)
+    mailgun.inject(Delay(0.6))
     with pytest.raises(TransientError, match="timed out"):
-        send(conn)
+        send(connector(engine, timeout=0.2))
     mailgun.wait_idle()
+    conn = connector(engine)
     result = send(conn)
     assert result.created
     assert len(mailgun.messages) == 2

@@ -85,9 +85,9 @@ def test_repeat_after_a_crash_sends_nothing_twice(env: None, engine: Engine, res
 
 def test_lost_answer_then_retry_is_replayed_not_resent(env: None, engine: Engine, resend: ResendStandIn) -> None:
     """Accepted, answer lost (client timeout), nothing recorded: the idempotency key closes the window."""
-    resend.inject(Delay(1.0))
+    resend.inject(Delay(0.6))
     with pytest.raises(TransientError, match="timed out"):
-        send(connector(engine, timeout=0.3))
+        send(connector(engine, timeout=0.2))
     resend.wait_idle()
     assert len(resend.emails) == 1 and already_sent(engine, ORDER) is None
     result = send(connector(engine))
@@ -97,9 +97,9 @@ def test_lost_answer_then_retry_is_replayed_not_resent(env: None, engine: Engine
 
 def test_lost_answer_then_a_different_payload_counts_as_sent(env: None, engine: Engine,
                                                              resend: ResendStandIn) -> None:
-    resend.inject(Delay(1.0))
+    resend.inject(Delay(0.6))
     with pytest.raises(TransientError):
-        send(connector(engine, timeout=0.3))
+        send(connector(engine, timeout=0.2))
     resend.wait_idle()
     result = send(connector(engine), subject="Tilausvahvistus A-1001 (re-rendered)")
     assert resend.requests[-1].status == 409

@@ -67,6 +67,14 @@ def test_sends_the_rendered_message_with_a_deterministic_message_id(smtp: SmtpSt
                                  location=f"127.0.0.1:{smtp.port}", created=True)
 
 
+def test_a_rendered_deterministic_message_id_is_sent_unchanged(smtp: SmtpStandIn, engine: Engine) -> None:
+    order = sample_order(ORDER)
+    rendered_id = f"<order-confirmation.{ORDER}@pikkuna.example>"
+    message = sample_message(order, message_id=rendered_id)
+    result = SmtpEmail(load_settings(), engine).send(order, message, language="fi", variables=VARIABLES)
+    assert smtp.messages[0].message["Message-ID"] == rendered_id == result.message_id
+
+
 def test_repeat_after_a_crash_sends_nothing_twice(smtp: SmtpStandIn, engine: Engine) -> None:
     send(SmtpEmail(load_settings(), engine))
     again = send(SmtpEmail(load_settings(), engine))

@@ -106,9 +106,9 @@ def test_a_4xx_is_retried_too_and_says_what_the_shop_answered(shop: ShopCallback
 
 
 def test_timeout_then_success_carries_the_same_idempotency_key(shop: ShopCallbackStandIn, engine: Engine) -> None:
-    shop.inject(Delay(1.0))
+    shop.inject(Delay(0.6))
     with pytest.raises(TransientError, match="timed out"):
-        client(engine, timeout=0.3).notify(FULFILLED)
+        client(engine, timeout=0.2).notify(FULFILLED)
     shop.wait_idle()
     assert client(engine).notify(FULFILLED) is True
     assert len(shop.deliveries) == 2 and list(shop.accepted) == [f"{ORDER}-fulfilled"]

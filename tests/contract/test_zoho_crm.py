@@ -234,14 +234,14 @@ def _check_in_threads(n: int, make: Callable[[], ZohoCrm]) -> list[BaseException
 
 
 def test_ten_threads_one_refresh_sqlite(zoho: ZohoStandIn, make_crm: Callable[..., ZohoCrm]) -> None:
-    zoho.token_grant_delay = 0.2  # the refreshes would overlap if they were not serialised
+    zoho.token_grant_delay = 0.1  # the refreshes would overlap if they were not serialised
     assert _check_in_threads(10, make_crm) == []
     assert zoho.token_grants == 1
     assert len(zoho.calls("GET", "/crm/v8/users")) == 10
 
 
 def test_ten_threads_one_refresh_postgres(zoho: ZohoStandIn, postgres_url: str) -> None:
-    zoho.token_grant_delay = 0.2
+    zoho.token_grant_delay = 0.1
     engine = get_engine(postgres_url)
     made: list[ZohoCrm] = []
 

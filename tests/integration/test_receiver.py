@@ -19,6 +19,7 @@ from tests.conftest import free_port
 from tests.signing import event, sign
 from webhook.app import create_app
 
+
 class CollectingAlerts:
     """An AlertSink that keeps what it was sent."""
 
