@@ -22,6 +22,7 @@ from orderpipe import ledger
 from orderpipe.artifact import artifact_key, order_markdown
 from orderpipe.bootstrap import process_services
 from orderpipe.connectors.base import Alert
+from orderpipe.connectors.status_callback import callback_payload
 from tasks.crm import crm
 from tasks.email import email
 from tasks.fetch_order import fetch_order
@@ -150,11 +151,6 @@ def _callback(order_id: str, status: str, *, tracking: Any = None, invoice: Any 
               failed_step: str | None = None) -> None:
     if process_services().status_callback is None:
         return
-    payload = {
-        "order_id": order_id, "status": status,
-        "tracking_number": tracking.tracking_number if tracking else None,
-        "invoice_number": invoice.invoice_number if invoice else None,
-        "failed_step": failed_step,
-        "occurred_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-    }
+    payload = callback_payload(order_id, status, tracking_number=tracking.tracking_number if tracking else None,
+                               invoice_number=invoice.invoice_number if invoice else None, failed_step=failed_step)
     status_callback.submit(payload).wait()

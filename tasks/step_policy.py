@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
+from prefect.cache_policies import NO_CACHE
 from prefect.tasks import exponential_backoff
 
 from orderpipe.bootstrap import Services
@@ -31,14 +32,18 @@ def retry_unless_permanent(_task: Any, _task_run: Any, state: Any) -> bool:
     return not isinstance(exc, PERMANENT_TYPES)
 
 
+# Steps that must run every time (reads, status updates, notifications): no cache at all.
+# Without this they would inherit the flow's persisted results and Prefect's DEFAULT policy,
+# which caches per flow-run id: a retried run would replay a stale Stripe read.
 RETRY = dict(
+    cache_policy=NO_CACHE,
     retries=3,
     retry_delay_seconds=exponential_backoff(backoff_factor=1),
     retry_jitter_factor=0.5,
     retry_condition_fn=retry_unless_permanent,
 )
 CACHED_STEP = dict(
-    RETRY,
+    {k: v for k, v in RETRY.items() if k != "cache_policy"},
     cache_key_fn=order_step_key,
     persist_result=True,
     cache_expiration=timedelta(days=90),
