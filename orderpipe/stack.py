@@ -14,7 +14,14 @@ from pathlib import Path
 import httpx
 
 from orderpipe.db import migrate
-from orderpipe.prefect_env import api_url, base_env, prefect_database_url, prefect_home, ui_url
+from orderpipe.prefect_env import (
+    SERVER_SERVICES_OFF,
+    api_url,
+    base_env,
+    prefect_database_url,
+    prefect_home,
+    ui_url,
+)
 from orderpipe.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -78,7 +85,7 @@ class Stack:
         say = (lambda *_a: None) if quiet else (lambda msg: print(msg, flush=True))
 
         if not s.prefect_api_url:
-            server_env: dict[str, str] = {}
+            server_env: dict[str, str] = dict(SERVER_SERVICES_OFF)
             pg = prefect_database_url(s)
             if pg:
                 _ensure_postgres_database(s.db_url)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,7 +15,8 @@ from prefect.settings import (
 )
 
 from orderpipe.bootstrap import process_services
-from orderpipe.stripe_standin import DEFAULT_API_KEY, StandinStore, sample_orders
+from orderpipe.stripe_standin import DEFAULT_API_KEY
+from orderpipe.stripe_standin.samples import clone_order as add_order_copy  # noqa: F401
 
 
 @contextmanager
@@ -35,32 +35,3 @@ def flow_settings(monkeypatch: pytest.MonkeyPatch, api_url: str, data_dir: Path,
             yield
         finally:
             process_services.cache_clear()
-
-
-def add_order_copy(store: StandinStore, source_id: str, new_id: str, *, drop_email: bool = False,
-                   drop_shipping: bool = False) -> str:
-    """A copy of a sample order under a new PaymentIntent id, optionally missing data."""
-    sample = next(s for s in sample_orders() if s.order_id == source_id)
-    pi = copy.deepcopy(sample.payment_intent)
-    pi["id"] = new_id
-    session = copy.deepcopy(sample.session)
-    customer = copy.deepcopy(sample.customer)
-    if session is not None:
-        session["id"] = "cs_" + new_id.removeprefix("pi_")
-        session["payment_intent"] = new_id
-        if drop_email:
-            session["customer_details"]["email"] = None
-            session["customer_email"] = None
-        if drop_shipping:
-            session["collected_information"] = {"shipping_details": None}
-            session.pop("shipping_details", None)
-    if drop_email:
-        pi["receipt_email"] = None
-        session_customer = None
-        customer = session_customer
-        if session is not None:
-            session["customer"] = None
-        pi["customer"] = None
-    if drop_shipping:
-        pi["shipping"] = None
-    return store.add_order(pi, session, sample.line_items, customer, sample.products)

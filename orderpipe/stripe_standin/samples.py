@@ -9,6 +9,7 @@ orders are "recent" whenever they are seeded. For each sample,
 
 from __future__ import annotations
 
+import copy
 import time
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
@@ -332,3 +333,31 @@ def seed_store(store: StandinStore, now: int | None = None) -> list[str]:
         ids.append(store.add_order(sample.payment_intent, sample.session, sample.line_items, sample.customer,
                                    sample.products))
     return ids
+
+
+def clone_order(store: StandinStore, source_id: str, new_id: str, *, drop_email: bool = False,
+                   drop_shipping: bool = False) -> str:
+    """A copy of a sample order under a new PaymentIntent id, optionally missing data."""
+    sample = next(s for s in sample_orders() if s.order_id == source_id)
+    pi = copy.deepcopy(sample.payment_intent)
+    pi["id"] = new_id
+    session = copy.deepcopy(sample.session)
+    customer = copy.deepcopy(sample.customer)
+    if session is not None:
+        session["id"] = "cs_" + new_id.removeprefix("pi_")
+        session["payment_intent"] = new_id
+        if drop_email:
+            session["customer_details"]["email"] = None
+            session["customer_email"] = None
+        if drop_shipping:
+            session["collected_information"] = {"shipping_details": None}
+            session.pop("shipping_details", None)
+    if drop_email:
+        pi["receipt_email"] = None
+        customer = None
+        if session is not None:
+            session["customer"] = None
+        pi["customer"] = None
+    if drop_shipping:
+        pi["shipping"] = None
+    return store.add_order(pi, session, sample.line_items, customer, sample.products)

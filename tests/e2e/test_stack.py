@@ -188,6 +188,24 @@ def test_edge_answers_over_real_http(stack: RunningStack) -> None:
     assert health == {"status": "ok", "database": "ok", "prefect": "ok"}
 
 
+def test_reconcile_starts_what_the_webhooks_missed(stack: RunningStack) -> None:
+    order_id = add_order_copy(stack.store, FI_CONSUMER, "pi_3E2eMissedWebhook01")
+    order_event(stack.store, order_id, "checkout.session.completed", delivered=False)  # never delivered
+    r = stack.cli("reconcile", "--since", "2h")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert order_id in r.stdout and "orders started" in r.stdout
+    assert stack.wait_final(order_id) == "completed"
+    again = stack.cli("reconcile", "--since", "2h")
+    assert again.returncode == 0 and order_id not in again.stdout  # nothing twice
+
+
+def test_check_reports_every_configured_connector(stack: RunningStack) -> None:
+    r = stack.cli("check")
+    assert r.returncode == 0, r.stdout + r.stderr
+    for role in ("stripe", "crm", "production_log", "shipping", "invoicing", "email", "alerts"):
+        assert any(line.startswith(role) and line.rstrip().endswith("ok") for line in r.stdout.splitlines()), r.stdout
+
+
 def test_sigterm_stops_everything_and_exits_zero(stack: RunningStack) -> None:
     """Runs last in this module: a clean shutdown of all the stack started."""
     stack.proc.send_signal(signal.SIGTERM)
