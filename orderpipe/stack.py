@@ -115,20 +115,7 @@ class Stack:
         say(f"receiver        http://{bind}/webhooks/stripe  (health http://{bind}/healthz; log {receiver.log_path})")
 
     def _wait_deployments(self, runner: Child, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        url = api_url(self.settings) + "/deployments/name/process-order/orderpipe"
-        while time.monotonic() < deadline:
-            if runner.proc.poll() is not None:
-                raise StartupError(f"runner exited with {runner.proc.returncode}; see {runner.log_path}")
-            try:
-                if httpx.get(url, timeout=1.0).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.3)
-        raise StartupError(
-            f"deployment process-order/orderpipe not registered in {timeout:.0f} s; see {runner.log_path}"
-        )
+        self._wait_http(runner, api_url(self.settings) + "/deployments/name/process-order/orderpipe", timeout)
 
     def alive(self) -> Child | None:
         """The first child that died, if any."""
