@@ -107,7 +107,10 @@ def _text_body(t: EmailTexts, v: dict[str, str], rows: list[tuple[str, str, str]
     out += ["", f"{t.total}: {v['total']}", f"{t.vat}: {v['vat']}", ""]
     if address:
         out += [t.shipping_address_heading, *address, ""]
-    out += [t.tracking.format(tracking_number=v["tracking_number"]), f"{t.track_link}: {v['tracking_url']}", ""]
+    out += [t.tracking.format(tracking_number=v["tracking_number"]), f"{t.track_link}: {v['tracking_url']}"]
+    if v.get("label_url"):  # a shared store (S3) gives a presigned link to the label PDF
+        out.append(f"PDF: {v['label_url']}")
+    out.append("")
     out += [t.invoice_attached.format(invoice_number=v["invoice_number"]), "", t.questions, ""]
     out += [t.sign_off, v["seller_name"], ""]
     return "\n".join(out)
@@ -128,6 +131,7 @@ def _html_body(t: EmailTexts, v: dict[str, str], rows: list[tuple[str, str, str]
     if address:
         address_html = f"<h3>{e(t.shipping_address_heading)}</h3>\n<p>{'<br>'.join(e(x) for x in address)}</p>"
     url = e(v["tracking_url"], quote=True)
+    label_html = f'<br><a href="{e(v["label_url"], quote=True)}">PDF</a>' if v.get("label_url") else ""
     return f"""<!DOCTYPE html>
 <html lang="{e(language)}">
 <head><meta charset="utf-8"><title>{e(v['subject'])}</title></head>
@@ -148,7 +152,7 @@ def _html_body(t: EmailTexts, v: dict[str, str], rows: list[tuple[str, str, str]
 </table>
 {address_html}
 <p>{e(t.tracking.format(tracking_number=v['tracking_number']))}<br>
-<a href="{url}">{e(t.track_link)}</a>: <a href="{url}">{e(v['tracking_url'])}</a></p>
+<a href="{url}">{e(t.track_link)}</a>: <a href="{url}">{e(v['tracking_url'])}</a>{label_html}</p>
 <p>{e(t.invoice_attached.format(invoice_number=v['invoice_number']))}</p>
 <p>{e(t.questions)}</p>
 <p>{e(t.sign_off)}<br>{e(v['seller_name'])}</p>
@@ -215,6 +219,7 @@ def render_confirmation(
         "carrier": shipment.carrier,
         "tracking_number": shipment.tracking_number,
         "tracking_url": shipment.tracking_url,
+        "label_url": shipment.label.url if (shipment.label.url or "").startswith(("https://", "http://")) else "",
         "invoice_number": invoice.invoice_number,
         "invoice_date": invoice.issue_date,
         "seller_name": seller_name,

@@ -228,3 +228,22 @@ def test_invalid_email_names_the_order(invoice_pdf: Path) -> None:
 def test_missing_invoice_pdf_is_a_permanent_error(tmp_path: Path) -> None:
     with pytest.raises(PermanentError, match="order pi_3Render: cannot read invoice PDF"):
         render(make_order(), tmp_path / "missing.pdf")
+
+
+def test_presigned_label_link_is_in_both_parts(invoice_pdf: Path) -> None:
+    """With S3 the label is a presigned https link; it appears in the text and the HTML."""
+    import email as email_lib
+    from email.policy import default as default_policy
+
+    from orderpipe.connectors.base import StoredFile
+    from orderpipe.email_render import render_confirmation
+
+    order, shipped, billed = make_order(), shipment(), invoice(invoice_pdf)
+    url = "https://s3.example/labels/pi_x.pdf?X-Amz-Signature=abc"
+    shipped = shipped.model_copy(update={"label": StoredFile(key="labels/pi_x.pdf", url=url)})
+    rendered = render_confirmation(order, shipped, billed, sender="Shop <shop@example.fi>", seller_name="Shop",
+                                   reply_to=None)
+    msg = email_lib.message_from_bytes(rendered.message.as_bytes(), policy=default_policy)
+    assert url in msg.get_body(("plain",)).get_content()
+    assert "X-Amz-Signature=abc" in msg.get_body(("html",)).get_content()
+    assert rendered.variables["label_url"] == url
