@@ -8,7 +8,7 @@ from orderpipe.order import Order
 from tasks.step_policy import CACHED_STEP, tracked
 
 
-@task(name="crm", tags=["crm"], **CACHED_STEP)  # type: ignore[call-overload]
+@task(name="crm", **CACHED_STEP)  # type: ignore[call-overload]
 def crm(order: Order) -> CrmResult:
     """CRM contact (upsert by email) and the order's deal."""
     svc = process_services()

@@ -9,7 +9,7 @@ from orderpipe.order import Order
 from tasks.step_policy import CACHED_STEP, tracked
 
 
-@task(name="email", tags=["email"], **CACHED_STEP)  # type: ignore[call-overload]
+@task(name="email", **CACHED_STEP)  # type: ignore[call-overload]
 def email(order: Order, shipment: ShipmentResult, invoice: InvoiceResult) -> EmailResult:
     """The confirmation email in the customer's language, invoice attached."""
     svc = process_services()

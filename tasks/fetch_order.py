@@ -7,7 +7,7 @@ from orderpipe.order import Order
 from tasks.step_policy import RETRY, tracked
 
 
-@task(name="fetch_order", tags=["stripe"], **RETRY)  # type: ignore[call-overload]
+@task(name="fetch_order", **RETRY)  # type: ignore[call-overload]
 def fetch_order(order_id: str) -> Order:
     """Read the order back from the Stripe API (never from the webhook body).
 

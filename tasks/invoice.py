@@ -8,7 +8,7 @@ from orderpipe.order import Order
 from tasks.step_policy import CACHED_STEP, tracked
 
 
-@task(name="invoice", tags=["invoicing"], **CACHED_STEP)  # type: ignore[call-overload]
+@task(name="invoice", **CACHED_STEP)  # type: ignore[call-overload]
 def invoice(order: Order) -> InvoiceResult:
     """Issue the VAT invoice (gapless number, PDF, UBL)."""
     svc = process_services()

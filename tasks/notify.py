@@ -8,14 +8,14 @@ from orderpipe.connectors.base import Alert
 from tasks.step_policy import RETRY
 
 
-@task(name="ops_alert", tags=["alerts"], **RETRY)  # type: ignore[call-overload]
+@task(name="ops_alert", **RETRY)  # type: ignore[call-overload]
 def ops_alert(alert: Alert) -> bool:
     """Record the alert once (dedupe key) and deliver it to the configured sink."""
     svc = process_services()
     return alerts.raise_alert(svc.engine, svc.alerts, alert)
 
 
-@task(name="status_callback", tags=["status-callback"], **RETRY)  # type: ignore[call-overload]
+@task(name="status_callback", **RETRY)  # type: ignore[call-overload]
 def status_callback(payload: dict[str, object]) -> None:
     """Tell the shop's API the order's status (signed, idempotent by order + status)."""
     svc = process_services()

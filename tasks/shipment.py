@@ -8,7 +8,7 @@ from orderpipe.order import Order
 from tasks.step_policy import CACHED_STEP, tracked
 
 
-@task(name="shipment", tags=["shipping"], **CACHED_STEP)  # type: ignore[call-overload]
+@task(name="shipment", **CACHED_STEP)  # type: ignore[call-overload]
 def shipment(order: Order) -> ShipmentResult:
     """Book the shipment and store its PDF label."""
     svc = process_services()

@@ -7,11 +7,14 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 from orderpipe.prefect_env import SERVER_SERVICES_OFF
 from tests.conftest import free_port
@@ -62,3 +65,52 @@ def prefect_server(home: Path, database_url: str | None = None) -> Iterator[str]
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
         log.close()
+
+
+@contextmanager
+def prefect_database() -> Iterator[str | None]:
+    """A fresh Postgres database for a test Prefect server when the suite has Postgres, else None.
+
+    Prefect's SQLite backend answers concurrent writes (task runs, rate-limit slots) with
+    "database is locked" -> 503 -> client back-off of 2 s, 4 s, ...; on Postgres the same flows
+    run several times faster. orderpipe's own database is chosen per test, independently."""
+    base = os.environ.get("ORDERPIPE_TEST_DATABASE_URL")
+    if not base:
+        yield None
+        return
+    name = f"prefect_t_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        try:
+            yield make_url(base).set(drivername="postgresql+asyncpg", database=name).render_as_string(
+                hide_password=False)
+        finally:
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        admin.dispose()
+
+
+@contextmanager
+def flow_test_server(home: Path) -> Iterator[str]:
+    """A Prefect server for in-process flow tests (Postgres-backed when available), with the
+    vendor rate limits `orderpipe up` creates; queued logs are shipped before it stops."""
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from orderpipe.rate_limits import ensure_rate_limits
+
+    with prefect_database() as database_url, prefect_server(home, database_url) as api:
+        with temporary_settings(updates={PREFECT_API_URL: api}):
+            ensure_rate_limits()
+        try:
+            yield api
+        finally:
+            # Ship queued run logs and events while the server is still up: otherwise the
+            # process spends its exit (about 70 s) retrying them against a stopped server.
+            with temporary_settings(updates={PREFECT_API_URL: api}):
+                APILogWorker.drain_all(timeout=10, at_exit=False)
+                EventsWorker.drain_all(timeout=10, at_exit=False)

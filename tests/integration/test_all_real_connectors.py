@@ -18,18 +18,16 @@ from typing import Any
 
 import boto3
 import pytest
-from prefect.settings import PREFECT_API_URL, temporary_settings
 from sqlmodel import Session, select
 
 from flows.process_order import OrderNotFulfilled, process_order
 from orderpipe import ledger
 from orderpipe.db import get_engine
-from orderpipe.rate_limits import ensure_rate_limits
 from orderpipe.stripe_standin import StandinStore
 from orderpipe.stripe_standin.samples import FI_CONSUMER, SE_CUSTOMER
 from orderpipe.tables import Invoice
 from tests.flow_env import add_order_copy, flow_settings
-from tests.prefect_server import prefect_server
+from tests.prefect_server import flow_test_server
 from tests.standins.airtable import AirtableStandIn
 from tests.standins.mailgun import MailgunStandIn
 from tests.standins.netvisor import CREDENTIALS, NetvisorStandIn
@@ -55,10 +53,7 @@ ALL_COMPLETED = "completed: " + ", ".join(ledger.STEPS)
 
 @pytest.fixture(scope="module")
 def allreal_prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A Prefect server with the vendor rate limits `orderpipe up` creates."""
-    with prefect_server(tmp_path_factory.mktemp("prefect-allreal")) as api:
-        with temporary_settings(updates={PREFECT_API_URL: api}):
-            ensure_rate_limits()
+    with flow_test_server(tmp_path_factory.mktemp("prefect-allreal")) as api:
         yield api
 
 
