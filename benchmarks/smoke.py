@@ -32,6 +32,9 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--orders", type=int, default=50)
     ap.add_argument("--timeout", type=float, default=900)
+    ap.add_argument("--database-url", default=None,
+                    help="orderpipe's database (postgresql+psycopg://...: the Prefect server then runs on "
+                         "Postgres too, in <db>_prefect); default SQLite under a temporary data dir")
     args = ap.parse_args()
 
     from orderpipe.demo import DEMO_SECRET, _free_port
@@ -53,6 +56,8 @@ def main() -> int:
     })
     for var in ("DATABASE_URL", "PREFECT_API_URL"):
         os.environ.pop(var, None)
+    if args.database_url:
+        os.environ["DATABASE_URL"] = args.database_url
 
     from sqlalchemy import select
     from sqlmodel import Session
