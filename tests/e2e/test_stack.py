@@ -25,6 +25,7 @@ from orderpipe.stripe_standin.events import order_event, signed_delivery
 from orderpipe.stripe_standin.samples import FI_CONSUMER, SE_CUSTOMER
 from orderpipe.tables import CrmDeal, EmailSent, Invoice, Shipment
 from tests.conftest import REPO, free_port
+from tests.en16931 import load_fatal_rules
 from tests.flow_env import add_order_copy
 
 pytestmark = pytest.mark.e2e
@@ -127,6 +128,11 @@ def test_sample_orders_complete(stack: RunningStack) -> None:
     assert (stack.data_dir / "invoices" / f"{status['invoice_number']}.xml").exists()
     assert (stack.data_dir / "outbox" / f"{FI_CONSUMER}.eml").exists()
     assert stack.cli("status", "pi_unknown", "--json").returncode == 2
+    fatal_rules = load_fatal_rules()
+    invoices = sorted((stack.data_dir / "invoices").glob("*.xml"))
+    assert len(invoices) == len(SAMPLE_ORDER_IDS)
+    for xml in invoices:
+        assert fatal_rules(xml) == [], xml.name
 
 
 def test_twenty_concurrent_deliveries_and_a_sibling_give_one_run_and_one_email(stack: RunningStack) -> None:

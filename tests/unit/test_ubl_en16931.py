@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
@@ -14,24 +13,16 @@ from lxml import etree
 from orderpipe.invoice_doc import InvoiceDocument, build_invoice
 from orderpipe.order import Order
 from orderpipe.ubl import NS_CAC, NS_CBC, render_ubl
-from tests.conftest import SHARED
+from tests.en16931 import load_fatal_rules
 from tests.unit.invoice_samples import FI_RATE, ISSUE_DATE, SELLER, Item, carts, make_order, sample_orders
 
-VALIDATOR_DIR = SHARED / "validators" / "en16931"
 NS = {"cac": NS_CAC, "cbc": NS_CBC}
 SAMPLES = sample_orders()
 
 
 @pytest.fixture(scope="module")
 def fatal_rules() -> Callable[[Path], list[tuple[str, str]]]:
-    if not (VALIDATOR_DIR / "validate_ubl.py").exists():
-        pytest.fail(f"the EN 16931 validator is missing: expected {VALIDATOR_DIR}/validate_ubl.py")
-    sys.path.insert(0, str(VALIDATOR_DIR))
-    try:
-        from validate_ubl import fatal_rules as rules
-    finally:
-        sys.path.remove(str(VALIDATOR_DIR))
-    return rules  # type: ignore[no-any-return]
+    return load_fatal_rules()
 
 
 def invoice(order: Order) -> InvoiceDocument:
