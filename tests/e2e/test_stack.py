@@ -205,6 +205,24 @@ def test_reconcile_starts_what_the_webhooks_missed(stack: RunningStack) -> None:
     assert again.returncode == 0 and order_id not in again.stdout  # nothing twice
 
 
+def test_reconcile_retries_a_failed_run_in_place(stack: RunningStack) -> None:
+    order_id = add_order_copy(stack.store, SE_CUSTOMER, "pi_3E2eReconcileRetry1", drop_shipping=True)
+    assert stack.deliver(order_id, "checkout.session.completed").json()["status"] == "accepted"
+    assert stack.wait_final(order_id) == "failed"
+    run_id = json.loads(stack.cli("status", order_id, "--json").stdout)["flow_run_id"]
+    session = stack.store.session_for(order_id)
+    assert session is not None
+    session["collected_information"] = {"shipping_details": {"name": "Åsa Öberg-Ståhl", "address": {
+        "line1": "Storgatan 5", "line2": None, "postal_code": "11451", "city": "Stockholm", "state": None,
+        "country": "SE"}}}
+    r = stack.cli("reconcile", "--since", "2h")
+    assert r.returncode == 0 and order_id in r.stdout and "runs retried" in r.stdout, r.stdout
+    assert stack.wait_final(order_id) == "completed"
+    after = json.loads(stack.cli("status", order_id, "--json").stdout)
+    assert after["flow_run_id"] == run_id  # the same run, never a second fulfilment
+    assert stack.count(Invoice, order_id=order_id) == 1 and stack.count(EmailSent, order_id=order_id) == 1
+
+
 def test_check_reports_every_configured_connector(stack: RunningStack) -> None:
     r = stack.cli("check")
     assert r.returncode == 0, r.stdout + r.stderr
