@@ -29,10 +29,10 @@ from orderpipe.connectors.email_ledger import (
     is_confirmation_message_id,
     record_sent,
 )
-from orderpipe.connectors.email_parts import message_parts
+from orderpipe.connectors.email_parts import api_call, json_or_text, message_parts
 from orderpipe.connectors.http import DEFAULT_TIMEOUT, Throttle, make_client, no_throttle
-from orderpipe.connectors.http_send import Sleep, raise_for_status, request, with_rate_limit_retries
-from orderpipe.errors import PermanentError, StepError
+from orderpipe.connectors.http_send import Sleep, raise_for_status, request
+from orderpipe.errors import PermanentError
 from orderpipe.order import Order
 from orderpipe.settings import Settings
 
@@ -133,15 +133,9 @@ class MailgunEmail:
             if version_fallback and response.status_code == 400:
                 return _VERSION_REJECTED
             raise_for_status(VENDOR, response)
-            try:
-                return response.json()
-            except ValueError:
-                return response.text
+            return json_or_text(response)
 
-        try:
-            return with_rate_limit_retries(attempt, sleep=self._sleep)
-        except StepError as exc:
-            raise type(exc)(f"order {order_id}, step email: {exc}", **_retry_kw(exc)) from None
+        return api_call(order_id, attempt, sleep=self._sleep)
 
     @staticmethod
     def _check_options_size(order_id: str, fields: dict[str, str | list[str]]) -> None:
@@ -150,8 +144,3 @@ class MailgunEmail:
         if size > OPTIONS_LIMIT:
             raise PermanentError(f"order {order_id}, step email: mailgun options are {size} bytes, "
                                  f"over Mailgun's {OPTIONS_LIMIT}-byte limit (too many template variables)")
-
-
-def _retry_kw(exc: StepError) -> dict[str, float | None]:
-    retry_after = getattr(exc, "retry_after", None)
-    return {"retry_after": retry_after} if retry_after is not None else {}

@@ -1,12 +1,20 @@
-"""Taking a rendered ``EmailMessage`` apart for the email APIs (Mailgun, Resend)."""
+"""What the email APIs (Mailgun, Resend) share: taking a rendered ``EmailMessage`` apart, and
+one API call with short rate-limit waits served in-process, its failures naming the order and step."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.utils import getaddresses
+from typing import TypeVar
 
-from orderpipe.errors import PermanentError
+import httpx
+
+from orderpipe.connectors.http_send import Sleep, with_rate_limit_retries
+from orderpipe.errors import PermanentError, StepError, TransientError
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -48,3 +56,20 @@ def message_parts(order_id: str, message: EmailMessage) -> MessageParts:
         reply_to=str(message["Reply-To"]) if message.get("Reply-To") else None,
         attachments=attachments,
     )
+
+
+def api_call(order_id: str, attempt: Callable[[], T], *, sleep: Sleep) -> T:
+    """Run ``attempt`` with ``with_rate_limit_retries``; a failure is re-raised naming the order and step."""
+    try:
+        return with_rate_limit_retries(attempt, sleep=sleep)
+    except StepError as exc:
+        kw = {"retry_after": exc.retry_after} if isinstance(exc, TransientError) else {}
+        raise type(exc)(f"order {order_id}, step email: {exc}", **kw) from None
+
+
+def json_or_text(response: httpx.Response) -> object:
+    """The answer's JSON body, or its text when it is not JSON."""
+    try:
+        return response.json()
+    except ValueError:
+        return response.text

@@ -25,10 +25,10 @@ from sqlalchemy import Engine
 
 from orderpipe.connectors.base import EmailResult
 from orderpipe.connectors.email_ledger import already_sent, idempotency_key, record_sent
-from orderpipe.connectors.email_parts import message_parts
+from orderpipe.connectors.email_parts import api_call, json_or_text, message_parts
 from orderpipe.connectors.http import DEFAULT_TIMEOUT, Throttle, make_client, no_throttle, retry_after_seconds
-from orderpipe.connectors.http_send import RateLimited, Sleep, raise_for_status, request, with_rate_limit_retries
-from orderpipe.errors import PermanentError, StepError, TransientError
+from orderpipe.connectors.http_send import RateLimited, Sleep, raise_for_status, request
+from orderpipe.errors import PermanentError, TransientError
 from orderpipe.order import Order
 from orderpipe.settings import Settings
 
@@ -128,16 +128,9 @@ class ResendEmail:
                 # Vendor doc: retry rate_limit_exceeded only, never quota errors.
                 raise PermanentError(f"{where} -> HTTP 429: {name}: Resend sending quota used up")
             raise_for_status(VENDOR, response)
-            try:
-                return response.json()
-            except ValueError:
-                return response.text
+            return json_or_text(response)
 
-        try:
-            return with_rate_limit_retries(attempt, sleep=self._sleep)
-        except StepError as exc:
-            kw = {"retry_after": exc.retry_after} if isinstance(exc, TransientError) else {}
-            raise type(exc)(f"order {order_id}, step email: {exc}", **kw) from None
+        return api_call(order_id, attempt, sleep=self._sleep)
 
 
 def _error_name(response: httpx.Response) -> str | None:

@@ -14,8 +14,9 @@ from orderpipe.connectors.email_mailgun import MailgunEmail
 from orderpipe.errors import PermanentError, TransientError
 from orderpipe.settings import load_settings
 from tests.contract.email_sample import PDF, VARIABLES, sample_message, sample_order
+from tests.contract.recorder import Recorder
 from tests.standins.mailgun import MailgunStandIn, rate_limited, server_error
-from tests.standins.wsgi_standin import Delay
+from tests.standins.wsgi_thread import Delay
 
 KEY = "key-3ax6xnjp29jd6fds4gc373sgvjxteol0"
 DOMAIN = "mg.example.fi"
@@ -36,11 +37,6 @@ def env(monkeypatch: pytest.MonkeyPatch, mailgun: MailgunStandIn) -> None:
     monkeypatch.setenv("MAILGUN_API_BASE", mailgun.url)
 
 
-class Sleeps(list[float]):
-    def __call__(self, seconds: float) -> None:
-        self.append(seconds)
-
-
 def connector(engine: Engine, **kw: object) -> MailgunEmail:
     return MailgunEmail(load_settings(), engine, **kw)  # type: ignore[arg-type]
 
@@ -57,7 +53,7 @@ def test_send_posts_the_documented_multipart_request(env: None, engine: Engine, 
     assert (req.method, req.path) == ("POST", f"/v3/{DOMAIN}/messages")
     assert req.headers["Authorization"] == "Basic " + base64.b64encode(f"api:{KEY}".encode()).decode()
     assert req.headers["Content-Type"].startswith("multipart/form-data; boundary=")
-    form = req.form
+    form = req.fields
     assert form["from"] == ["Painotalo Pikkuna <orders@mg.example.fi>"]
     assert form["to"] == ["anna@example.fi"]
     assert form["subject"] == ["Tilausvahvistus A-1001"]
@@ -92,7 +88,7 @@ def test_repeat_after_a_crash_sends_nothing_twice(env: None, engine: Engine, mai
 def test_429_is_waited_out_as_the_retry_after_header_says(env: None, engine: Engine,
                                                           mailgun: MailgunStandIn) -> None:
     mailgun.inject(rate_limited(retry_after=2))
-    sleeps = Sleeps()
+    sleeps = Recorder()
     result = send(connector(engine, sleep=sleeps))
     assert sleeps == [2.0]
     assert [r.status for r in mailgun.requests] == [429, 200]
@@ -101,7 +97,7 @@ def test_429_is_waited_out_as_the_retry_after_header_says(env: None, engine: Eng
 
 def test_a_long_retry_after_goes_back_to_the_caller(env: None, engine: Engine, mailgun: MailgunStandIn) -> None:
     mailgun.inject(rate_limited(retry_after=120))
-    conn = connector(engine, sleep=Sleeps())
+    conn = connector(engine, sleep=Recorder())
     with pytest.raises(TransientError) as err:
         send(conn)
     assert err.value.retry_after == 120.0

@@ -14,8 +14,9 @@ from orderpipe.connectors.email_resend import ResendEmail
 from orderpipe.errors import PermanentError, TransientError
 from orderpipe.settings import load_settings
 from tests.contract.email_sample import PDF, VARIABLES, sample_message, sample_order
+from tests.contract.recorder import Recorder
 from tests.standins.resend import ResendStandIn, quota_exceeded, rate_limited, server_error
-from tests.standins.wsgi_standin import Delay
+from tests.standins.wsgi_thread import Delay
 
 KEY = "re_123456789_secret"
 ORDER = "pi_3Pabc123"
@@ -32,11 +33,6 @@ def env(monkeypatch: pytest.MonkeyPatch, resend: ResendStandIn) -> None:
     monkeypatch.setenv("ORDERPIPE_EMAIL", "resend")
     monkeypatch.setenv("RESEND_API_KEY", KEY)
     monkeypatch.setenv("RESEND_API_BASE", resend.url)
-
-
-class Recorder(list[object]):
-    def __call__(self, value: object) -> None:
-        self.append(value)
 
 
 def connector(engine: Engine, **kw: object) -> ResendEmail:
@@ -58,7 +54,7 @@ def test_send_posts_rendered_html_text_and_pdf_with_an_idempotency_key(env: None
     assert req.headers["Authorization"] == f"Bearer {KEY}"
     assert req.headers["Idempotency-Key"] == f"order-confirmation/{ORDER}"
     assert req.headers["Content-Type"] == "application/json"
-    body = req.json
+    body = req.json()
     assert body["from"] == "Painotalo Pikkuna <orders@mg.example.fi>"
     assert body["to"] == ["anna@example.fi"]
     assert body["subject"] == "Tilausvahvistus A-1001"

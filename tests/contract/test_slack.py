@@ -11,8 +11,9 @@ from orderpipe.connectors.alerts_slack import SlackAlerts
 from orderpipe.connectors.base import Alert
 from orderpipe.errors import PermanentError, TransientError
 from orderpipe.settings import load_settings
+from tests.contract.recorder import Recorder
 from tests.standins.slack import SlackStandIn, archived, rate_limited, rollup_error, web_api_style_failure
-from tests.standins.wsgi_standin import Delay
+from tests.standins.wsgi_thread import Delay
 
 SECRET = "XXsecretXXwebhookXXpartXX"
 PATH = f"/services/T0000/B0000/{SECRET}"
@@ -29,11 +30,6 @@ def slack(monkeypatch: pytest.MonkeyPatch) -> Iterator[SlackStandIn]:
         yield standin
 
 
-class Recorder(list[object]):
-    def __call__(self, value: object) -> None:
-        self.append(value)
-
-
 def sink(**kw: object) -> SlackAlerts:
     return SlackAlerts(load_settings(), **kw)  # type: ignore[arg-type]
 
@@ -43,7 +39,7 @@ def test_send_posts_json_text_to_the_webhook(slack: SlackStandIn) -> None:
     [req] = slack.requests
     assert (req.method, req.path, req.status) == ("POST", PATH, 200)
     assert req.headers["Content-Type"] == "application/json"
-    assert req.json == {"text": TEXT}
+    assert req.json() == {"text": TEXT}
     assert slack.messages == [{"text": TEXT}]
 
 

@@ -20,7 +20,7 @@ from orderpipe.connectors.status_callback import (
 from orderpipe.errors import PermanentError, TransientError
 from orderpipe.settings import load_settings
 from tests.standins.shop_callback import ShopCallbackStandIn, shop_verifies
-from tests.standins.wsgi_standin import Delay, Respond
+from tests.standins.wsgi_thread import Delay, Respond
 
 SECRET = "cb_secret_0123456789"
 ORDER = "pi_3Pabc123"

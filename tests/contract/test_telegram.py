@@ -11,8 +11,9 @@ from orderpipe.connectors.alerts_telegram import TelegramAlerts
 from orderpipe.connectors.base import Alert
 from orderpipe.errors import PermanentError, TransientError
 from orderpipe.settings import load_settings
+from tests.contract.recorder import Recorder
 from tests.standins.telegram import TelegramStandIn, bad_gateway, blocked, flood_control
-from tests.standins.wsgi_standin import Delay, Respond
+from tests.standins.wsgi_thread import Delay, Respond
 
 TOKEN = "123456789:AAE-secret-token-value"
 CHAT = -1001234567890
@@ -31,11 +32,6 @@ def telegram(monkeypatch: pytest.MonkeyPatch) -> Iterator[TelegramStandIn]:
         yield standin
 
 
-class Recorder(list[object]):
-    def __call__(self, value: object) -> None:
-        self.append(value)
-
-
 def sink(**kw: object) -> TelegramAlerts:
     return TelegramAlerts(load_settings(), **kw)  # type: ignore[arg-type]
 
@@ -46,7 +42,7 @@ def test_send_posts_plain_text_json_to_send_message(telegram: TelegramStandIn) -
     [req] = telegram.requests
     assert (req.method, req.path) == ("POST", f"/bot{TOKEN}/sendMessage")
     assert req.headers["Content-Type"] == "application/json"
-    assert req.json == {"chat_id": CHAT, "text": TEXT, "disable_notification": False}
+    assert req.json() == {"chat_id": CHAT, "text": TEXT, "disable_notification": False}
     assert throttled == ["telegram-api"]
     assert [m["text"] for m in telegram.messages] == [TEXT]
 

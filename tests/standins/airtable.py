@@ -121,8 +121,7 @@ class AirtableStandIn(StandIn):
         return None
 
     def rate_limited_response(self) -> Response:
-        fault = self.rate_limited()
-        return json_response(fault.body, fault.status, fault.headers)
+        return self.rate_limited().response()
 
     # ---- operations -----------------------------------------------------------------------------
     def _list(self, request: Request) -> Response:

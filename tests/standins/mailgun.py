@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from werkzeug.wrappers import Request, Response
 
-from tests.standins.wsgi_standin import Recorded, Respond, StandIn, json_response
+from tests.standins.wsgi_thread import Recorded, Respond, StandIn, json_response
 
 
 @dataclass
@@ -66,7 +66,7 @@ class MailgunStandIn(StandIn):
         return user == "api" and key == self.api_key
 
     def _send(self, recorded: Recorded) -> Response:
-        form = recorded.form
+        form = recorded.fields
         for name in ("from", "to", "subject"):
             if not form.get(name):
                 return json_response({"message": f"'{name}' parameter is missing"}, 400)

@@ -19,7 +19,7 @@ from typing import Any
 
 from werkzeug.wrappers import Request, Response
 
-from tests.standins.wsgi_standin import Recorded, Respond, StandIn
+from tests.standins.wsgi_thread import Recorded, Respond, StandIn
 
 RATE_HEADERS = {"ratelimit-limit": "2", "ratelimit-remaining": "1", "ratelimit-reset": "1"}
 
@@ -56,7 +56,7 @@ class ResendStandIn(StandIn):
         return error(404, "not_found", "The requested endpoint does not exist.")
 
     def _send(self, request: Request, recorded: Recorded) -> Response:
-        payload = recorded.json
+        payload = recorded.json_or_none()
         if not isinstance(payload, dict):
             return error(422, "validation_error", "Invalid JSON body.")
         key = request.headers.get("Idempotency-Key")

@@ -17,7 +17,7 @@ from typing import Any
 
 from werkzeug.wrappers import Request, Response
 
-from tests.standins.wsgi_standin import Recorded, StandIn, json_response
+from tests.standins.wsgi_thread import Recorded, StandIn, json_response
 
 
 def shop_verifies(raw: bytes, header: str, secret: str, tolerance: int = 300) -> bool:

@@ -14,7 +14,7 @@ from typing import Any
 
 from werkzeug.wrappers import Request, Response
 
-from tests.standins.wsgi_standin import Recorded, Respond, StandIn
+from tests.standins.wsgi_thread import Recorded, Respond, StandIn
 
 
 def text(status: int, body: str, headers: dict[str, str] | None = None) -> Response:

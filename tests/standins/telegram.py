@@ -15,7 +15,7 @@ from typing import Any
 
 from werkzeug.wrappers import Request, Response
 
-from tests.standins.wsgi_standin import Recorded, Respond, StandIn, json_response
+from tests.standins.wsgi_thread import Recorded, Respond, StandIn, json_response
 
 
 def failure(code: int, description: str, parameters: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -39,10 +39,10 @@ class TelegramStandIn(StandIn):
         prefix, _, method = request.path.lstrip("/").partition("/")
         if prefix != f"bot{self.token}":
             return json_response(failure(401, "Unauthorized"), 401)
-        params: dict[str, Any] = {k: v[0] for k, v in recorded.query.items()}
-        params.update({k: v[0] for k, v in recorded.form.items()})
-        if isinstance(recorded.json, dict):
-            params.update(recorded.json)
+        params: dict[str, Any] = {**recorded.query, **recorded.form()}
+        payload = recorded.json_or_none()
+        if isinstance(payload, dict):
+            params.update(payload)
         method = method.lower()
         if method == "getme":
             return json_response({"ok": True, "result": {"id": 123456789, "is_bot": True,
