@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, field_validator
 from stdnum.eu import vat
 
-from orderpipe.settings import Settings
+from orderpipe.settings import Settings, country_code
 
 
 class Seller(BaseModel):
@@ -20,10 +20,7 @@ class Seller(BaseModel):
     @field_validator("country")
     @classmethod
     def _country(cls, v: str) -> str:
-        v = v.strip().upper()
-        if len(v) != 2 or not v.isalpha():
-            raise ValueError("must be an ISO 3166 alpha-2 country code such as FI")
-        return v
+        return country_code(v)
 
     @field_validator("vat_id")
     @classmethod

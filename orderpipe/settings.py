@@ -14,6 +14,14 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
+def country_code(value: str) -> str:
+    """An ISO 3166 alpha-2 code, upper case; ValueError otherwise."""
+    v = value.strip().upper()
+    if len(v) != 2 or not v.isalpha():
+        raise ValueError("must be an ISO 3166 alpha-2 country code such as FI")
+    return v
+
+
 class SettingsError(ValueError):
     """A setting is missing or malformed; the message names the environment variable."""
 
@@ -129,10 +137,7 @@ class Settings(BaseSettings):
     @field_validator("orderpipe_seller_country")
     @classmethod
     def _country(cls, v: str) -> str:
-        v = v.strip().upper()
-        if len(v) != 2 or not v.isalpha():
-            raise ValueError("must be an ISO 3166 alpha-2 country code such as FI")
-        return v
+        return country_code(v)
 
     @field_validator("stripe_webhook_secret")
     @classmethod
