@@ -30,6 +30,7 @@ class EmailTexts:
     invoice_attached: str  # with {invoice_number}
     questions: str
     sign_off: str
+    shipping_line: str = "Shipping"  # the order line for the shipping cost
 
 
 TEXTS: dict[str, EmailTexts] = {
@@ -53,6 +54,7 @@ TEXTS: dict[str, EmailTexts] = {
         invoice_attached="Your invoice {invoice_number} is attached to this email as a PDF.",
         questions="If you have any questions, simply reply to this email.",
         sign_off="Best regards,",
+        shipping_line="Shipping",
     ),
     "fi": EmailTexts(
         subject="Tilausvahvistus {order_ref}",
@@ -73,6 +75,7 @@ TEXTS: dict[str, EmailTexts] = {
         invoice_attached="Laskusi {invoice_number} on tämän viestin liitteenä PDF-tiedostona.",
         questions="Jos sinulla on kysyttävää, vastaa suoraan tähän viestiin.",
         sign_off="Ystävällisin terveisin",
+        shipping_line="Toimitus",
     ),
     "sv": EmailTexts(
         subject="Orderbekräftelse {order_ref}",
@@ -93,6 +96,7 @@ TEXTS: dict[str, EmailTexts] = {
         invoice_attached="Din faktura {invoice_number} finns bifogad i det här mejlet som PDF.",
         questions="Har du frågor är det bara att svara på det här mejlet.",
         sign_off="Vänliga hälsningar",
+        shipping_line="Frakt",
     ),
     "da": EmailTexts(
         subject="Ordrebekræftelse {order_ref}",
@@ -113,6 +117,7 @@ TEXTS: dict[str, EmailTexts] = {
         invoice_attached="Din faktura {invoice_number} er vedhæftet denne e-mail som PDF.",
         questions="Har du spørgsmål, kan du blot svare på denne e-mail.",
         sign_off="Med venlig hilsen",
+        shipping_line="Fragt",
     ),
     "nb": EmailTexts(
         subject="Ordrebekreftelse {order_ref}",
@@ -133,6 +138,7 @@ TEXTS: dict[str, EmailTexts] = {
         invoice_attached="Fakturaen din, {invoice_number}, er vedlagt denne e-posten som PDF.",
         questions="Har du spørsmål, kan du bare svare på denne e-posten.",
         sign_off="Vennlig hilsen",
+        shipping_line="Frakt",
     ),
     "de": EmailTexts(
         subject="Bestellbestätigung {order_ref}",
@@ -154,6 +160,7 @@ TEXTS: dict[str, EmailTexts] = {
         invoice_attached="Ihre Rechnung {invoice_number} finden Sie als PDF im Anhang dieser E-Mail.",
         questions="Bei Fragen antworten Sie einfach auf diese E-Mail.",
         sign_off="Mit freundlichen Grüßen",
+        shipping_line="Versand",
     ),
     "fr": EmailTexts(
         subject="Confirmation de commande {order_ref}",
@@ -175,6 +182,7 @@ TEXTS: dict[str, EmailTexts] = {
         invoice_attached="Votre facture {invoice_number} est jointe à cet e-mail au format PDF.",
         questions="Pour toute question, il vous suffit de répondre à cet e-mail.",
         sign_off="Cordialement,",
+        shipping_line="Livraison",
     ),
     "es": EmailTexts(
         subject="Confirmación del pedido {order_ref}",
@@ -195,6 +203,7 @@ TEXTS: dict[str, EmailTexts] = {
         invoice_attached="Te adjuntamos la factura {invoice_number} en formato PDF.",
         questions="Si tienes cualquier pregunta, solo tienes que responder a este correo.",
         sign_off="Un saludo,",
+        shipping_line="Envío",
     ),
     "it": EmailTexts(
         subject="Conferma dell'ordine {order_ref}",
@@ -216,6 +225,7 @@ TEXTS: dict[str, EmailTexts] = {
         invoice_attached="In allegato a questa email trovi la fattura {invoice_number} in formato PDF.",
         questions="Per qualsiasi domanda, rispondi pure a questa email.",
         sign_off="Cordiali saluti,",
+        shipping_line="Spedizione",
     ),
     "nl": EmailTexts(
         subject="Orderbevestiging {order_ref}",
@@ -237,6 +247,7 @@ TEXTS: dict[str, EmailTexts] = {
         invoice_attached="Je factuur {invoice_number} is als pdf bij deze e-mail gevoegd.",
         questions="Heb je vragen? Beantwoord dan gewoon deze e-mail.",
         sign_off="Met vriendelijke groet,",
+        shipping_line="Verzending",
     ),
     "pt": EmailTexts(
         subject="Confirmação do pedido {order_ref}",
@@ -258,6 +269,7 @@ TEXTS: dict[str, EmailTexts] = {
         invoice_attached="A sua fatura {invoice_number} segue em anexo a este e-mail, em PDF.",
         questions="Se tiver alguma dúvida, basta responder a este e-mail.",
         sign_off="Com os melhores cumprimentos,",
+        shipping_line="Envio",
     ),
 }
 

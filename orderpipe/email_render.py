@@ -202,8 +202,8 @@ def render_confirmation(
     loc = babel_locale(language, order.locale, order.country)
     order_ref = _one_line(order.reference or order.order_id)
     subject = _one_line(texts.subject.format(order_ref=order_ref))
-    rows = [(line.description, str(line.quantity), format_money(line.amount_total, order.currency, loc))
-            for line in order.lines]
+    rows = [(texts.shipping_line if line.is_shipping else line.description, str(line.quantity),
+             format_money(line.amount_total, order.currency, loc)) for line in order.lines]
     variables = {
         "language": language,
         "subject": subject,

@@ -247,3 +247,18 @@ def test_presigned_label_link_is_in_both_parts(invoice_pdf: Path) -> None:
     assert url in msg.get_body(("plain",)).get_content()
     assert "X-Amz-Signature=abc" in msg.get_body(("html",)).get_content()
     assert rendered.variables["label_url"] == url
+
+
+def test_shipping_line_is_named_in_the_customers_language(invoice_pdf: Path) -> None:
+    from orderpipe.email_render import render_confirmation
+
+    lines = [
+        OrderLine(description="Poster", quantity=1, amount_subtotal=3990, amount_total=3990, amount_tax=795),
+        OrderLine(description="Shipping", quantity=1, amount_subtotal=1000, amount_total=1000, amount_tax=199,
+                  is_shipping=True),
+    ]
+    for locale, word in (("de", "Versand"), ("sv", "Frakt"), ("en", "Shipping")):
+        rendered = render_confirmation(make_order(locale=locale, lines=lines), shipment(), invoice(invoice_pdf),
+                                       sender="Shop <shop@example.fi>", seller_name="Shop", reply_to=None)
+        text = rendered.message.get_body(("plain",)).get_content()
+        assert f"- {word} (" in text
