@@ -7,6 +7,7 @@
 4. Orders whose run Failed or Crashed are retried in place (the same flow run, so the
    per-order cache skips completed steps), at most MAX_AUTO_RETRIES times each.
 5. Alerts not yet delivered to the sink are delivered again.
+6. Finished orders whose status callback the shop never acknowledged get it again.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ class Report:
     orders_started: list[str] = field(default_factory=list)
     runs_retried: list[str] = field(default_factory=list)
     alerts_redelivered: int = 0
+    callbacks_sent: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
 
     def lines(self) -> list[str]:
@@ -39,6 +41,7 @@ class Report:
             f"orders started:    {len(self.orders_started)} {' '.join(self.orders_started)}".rstrip(),
             f"runs retried:      {len(self.runs_retried)} {' '.join(self.runs_retried)}".rstrip(),
             f"alerts redelivered: {self.alerts_redelivered}",
+            f"callbacks sent:    {len(self.callbacks_sent)} {' '.join(self.callbacks_sent)}".rstrip(),
             *(f"problem: {p}" for p in self.problems),
         ]
 
@@ -107,6 +110,27 @@ def reconcile_now(svc: Services, *, since: timedelta = timedelta(hours=24)) -> R
     for alert in alerts.undelivered(engine):
         if alerts.deliver(engine, svc.alerts, alert):
             report.alerts_redelivered += 1
+    if svc.status_callback is not None:
+        resend_callbacks(svc, start, report)
     for line in report.lines():
         log.info(line)
     return report
+
+
+def resend_callbacks(svc: Services, start: datetime, report: Report) -> None:
+    """Status callbacks whose task gave up (the shop was down) are sent until acknowledged."""
+    from orderpipe.connectors.status_callback import callback_payload
+    from orderpipe.errors import StepError
+
+    assert svc.status_callback is not None
+    for row in ledger.orders_in_states(svc.engine, ["completed", "failed"], since=start):
+        status = "fulfilled" if row.state == "completed" else "failed"
+        steps = ledger.steps_of(svc.engine, row.order_id)
+        failed_step = next((s for s, st in steps.items() if st == "failed"), None) if status == "failed" else None
+        payload = callback_payload(row.order_id, status, tracking_number=row.tracking_number,
+                                   invoice_number=row.invoice_number, failed_step=failed_step)
+        try:
+            if svc.status_callback.notify(payload):
+                report.callbacks_sent.append(row.order_id)
+        except StepError as exc:
+            report.problems.append(f"status callback for {row.order_id}: {exc}")

@@ -140,6 +140,6 @@ class AlertSink(Checkable, Protocol):
 
 
 class StatusCallback(Checkable, Protocol):
-    def notify(self, payload: dict[str, object]) -> None:
-        """Tell the shop's API about an order status change (idempotent by order + status)."""
+    def notify(self, payload: dict[str, object]) -> bool:
+        """Tell the shop's API about a status change; False when already acknowledged (idempotent)."""
         ...
