@@ -9,6 +9,7 @@ run re-runs only what failed (the rest hits the per-order cache).
 from __future__ import annotations
 
 import hashlib
+import logging
 from datetime import UTC, datetime
 from typing import Any
 
@@ -56,8 +57,11 @@ def _tag_run(country: str | None, currency: str) -> None:
     ctx = get_run_context()
     run = ctx.flow_run  # type: ignore[union-attr]
     tags = sorted(set(run.tags) | {f"country:{country or 'unknown'}", f"currency:{currency}"})
-    with get_client(sync_client=True) as client:
-        client.update_flow_run(run.id, tags=tags)
+    try:
+        with get_client(sync_client=True) as client:
+            client.update_flow_run(run.id, tags=tags)
+    except Exception as exc:  # noqa: BLE001 - tags help people search the UI; never fail an order for them
+        get_run_logger().warning("could not tag the run with %s: %s", tags, exc)
 
 
 def on_crashed(flow: Any, flow_run: Any, state: Any) -> None:
@@ -67,10 +71,13 @@ def on_crashed(flow: Any, flow_run: Any, state: Any) -> None:
         return
     from orderpipe import alerts
 
-    svc = process_services()
     message = f"run {flow_run.name} crashed: {state.message or state.name}"
-    ledger.set_order_state(svc.engine, order_id, "failed", last_error=message)
-    alerts.raise_alert(svc.engine, svc.alerts, _alert(order_id, "run", message, kind="run_crashed"))
+    try:
+        svc = process_services()
+        ledger.set_order_state(svc.engine, order_id, "failed", last_error=message)
+        alerts.raise_alert(svc.engine, svc.alerts, _alert(order_id, "run", message, kind="run_crashed"))
+    except Exception as exc:  # noqa: BLE001 - a hook must not raise; reconcile sees the Crashed run anyway
+        logging.getLogger("orderpipe.flow").error("crash of %s not recorded: %s", order_id, exc)
 
 
 @flow(name="process-order", flow_run_name="order-{order_id}", persist_result=True, on_crashed=[on_crashed])
