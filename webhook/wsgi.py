@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 from flask import Flask
 
-from orderpipe.connectors.alerts_log import LogAlerts
+from orderpipe.bootstrap import build_services
 from orderpipe.db import get_engine
 from orderpipe.dispatcher import wake
 from orderpipe.prefect_env import api_url
@@ -25,12 +25,7 @@ def application() -> Flask:
         except httpx.HTTPError:
             return False
 
-    if settings.orderpipe_alerts == "log":
-        sink = LogAlerts()
-    else:  # the configured sink, built the same way as in flow runs
-        from orderpipe.bootstrap import build_services
-
-        sink = build_services(settings).alerts
+    sink = build_services(settings).alerts  # the configured alert sink, built as in flow runs
     data_dir = settings.data_dir
     return create_app(engine=engine, secrets=secrets, alert_sink=sink, prefect_probe=prefect_ok,
                       on_accepted=lambda _order_id: wake(data_dir))
