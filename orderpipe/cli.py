@@ -32,22 +32,17 @@ def parse_duration(text: str) -> timedelta:
     return timedelta(seconds=value * {"s": 1, "m": 60, "h": 3600, "d": 86400}[unit])
 
 
-def order_status(settings: Settings, order_id: str) -> dict[str, Any] | None:
+def _status_json(settings: Settings, engine: Any, row: Any) -> dict[str, Any]:
+    """The contract's `status --json` object for one order row."""
     from orderpipe import ledger
-    from orderpipe.db import get_engine, migrate
     from orderpipe.prefect_env import ui_url
 
-    migrate(settings.db_url)
-    engine = get_engine(settings.db_url)
-    row = ledger.get_order(engine, order_id)
-    if row is None:
-        return None
     return {
         "order_id": row.order_id,
         "state": row.state,
         "flow_run_id": row.flow_run_id,
         "ui_url": f"{ui_url(settings)}/runs/flow-run/{row.flow_run_id}" if row.flow_run_id else None,
-        "steps": ledger.steps_of(engine, order_id),
+        "steps": ledger.steps_of(engine, row.order_id),
         "customer_email": row.customer_email,
         "tracking_number": row.tracking_number,
         "invoice_number": row.invoice_number,
@@ -57,14 +52,20 @@ def order_status(settings: Settings, order_id: str) -> dict[str, Any] | None:
 
 
 def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
+    from orderpipe import ledger
+    from orderpipe.db import get_engine, migrate
+
+    migrate(settings.db_url)
+    engine = get_engine(settings.db_url)
     if args.order_id:
-        status = order_status(settings, args.order_id)
-        if status is None:
+        row = ledger.get_order(engine, args.order_id)
+        if row is None:
             if args.json:
                 print(json.dumps({"error": f"unknown order {args.order_id}"}))
             else:
                 print(f"unknown order {args.order_id}", file=sys.stderr)
             return EXIT_UNKNOWN_ORDER
+        status = _status_json(settings, engine, row)
         if args.json:
             print(json.dumps(status))
         else:
@@ -74,13 +75,9 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
                 else:
                     print(f"{key + ':':<16}{value if value is not None else '-'}")
         return 0
-    from orderpipe import ledger
-    from orderpipe.db import get_engine, migrate
-
-    migrate(settings.db_url)
-    rows = ledger.recent_orders(get_engine(settings.db_url), limit=args.limit)
+    rows = ledger.recent_orders(engine, limit=args.limit)
     if args.json:
-        print(json.dumps([order_status(settings, r.order_id) for r in rows]))
+        print(json.dumps([_status_json(settings, engine, r) for r in rows]))
         return 0
     print(f"{'order':<32} {'state':<10} {'amount':>12} {'tracking':<16} {'invoice':<14} received")
     for r in rows:

@@ -61,13 +61,6 @@ def get_engine(url: str) -> Engine:
         return engine
 
 
-def dispose_engines() -> None:
-    with _lock:
-        for engine in _engines.values():
-            engine.dispose()
-        _engines.clear()
-
-
 @contextmanager
 def session_scope(engine: Engine) -> Iterator[Session]:
     """A transaction: commit on success, roll back on error."""

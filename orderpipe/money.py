@@ -30,15 +30,6 @@ def to_decimal(minor: int, currency: str) -> Decimal:
     return (Decimal(minor) / (Decimal(10) ** e)).quantize(Decimal(1).scaleb(-e))
 
 
-def to_minor(amount: Decimal, currency: str) -> int:
-    """Inverse of to_decimal; raises ValueError if the amount has more decimals than allowed."""
-    e = exponent(currency)
-    scaled = amount * (Decimal(10) ** e)
-    if scaled != scaled.to_integral_value():
-        raise ValueError(f"{amount} has more than {e} decimals for {currency.upper()}")
-    return int(scaled)
-
-
 def round_div(numerator: int, denominator: int) -> int:
     """Integer division rounded half away from zero (commercial rounding)."""
     q = (Decimal(numerator) / Decimal(denominator)).quantize(Decimal(1), rounding=ROUND_HALF_UP)

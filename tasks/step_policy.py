@@ -32,18 +32,18 @@ def retry_unless_permanent(_task: Any, _task_run: Any, state: Any) -> bool:
     return not isinstance(exc, PERMANENT_TYPES)
 
 
-# Steps that must run every time (reads, status updates, notifications): no cache at all.
-# Without this they would inherit the flow's persisted results and Prefect's DEFAULT policy,
-# which caches per flow-run id: a retried run would replay a stale Stripe read.
-RETRY = dict(
-    cache_policy=NO_CACHE,
+_BACKOFF = dict(
     retries=3,
     retry_delay_seconds=exponential_backoff(backoff_factor=1),
     retry_jitter_factor=0.5,
     retry_condition_fn=retry_unless_permanent,
 )
+# Steps that must run every time (reads, status updates, notifications): no cache at all.
+# Without this they would inherit the flow's persisted results and Prefect's DEFAULT policy,
+# which caches per flow-run id: a retried run would replay a stale Stripe read.
+RETRY = dict(_BACKOFF, cache_policy=NO_CACHE)
 CACHED_STEP = dict(
-    {k: v for k, v in RETRY.items() if k != "cache_policy"},
+    _BACKOFF,
     cache_key_fn=order_step_key,
     persist_result=True,
     cache_expiration=timedelta(days=90),
