@@ -185,3 +185,19 @@ class CallbackSent(SQLModel, table=True):
     order_id: str = Field(primary_key=True, max_length=255)
     status: str = Field(primary_key=True, max_length=20)
     sent_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
+
+
+class RunLease(SQLModel, table=True):
+    """Which worker process is executing a flow run right now, and when it last said so.
+
+    Written before the run is claimed in Prefect and refreshed every few seconds while its
+    child process lives; a lease whose heartbeat stopped marks a run nobody executes any
+    more (killed worker, lost machine), which any worker's watchdog then re-drives."""
+
+    __tablename__ = "run_leases"
+    flow_run_id: str = Field(primary_key=True, max_length=64)
+    order_id: str | None = Field(default=None, max_length=255, index=True)
+    worker: str = Field(max_length=255, index=True)
+    pid: int | None = None
+    claimed_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
+    heartbeat_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False, index=True))
