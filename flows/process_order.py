@@ -65,18 +65,17 @@ def _tag_run(country: str | None, currency: str) -> None:
 
 
 def on_crashed(flow: Any, flow_run: Any, state: Any) -> None:
-    """Runs in the runner when a flow-run process dies: record and alert (never raise)."""
+    """The engine saw its own run crash (e.g. a termination signal): note why in the ledger.
+
+    No alert here: the worker re-drives the run (deployments/recovery.py) and alerts once
+    if it cannot be finished."""
     order_id = (flow_run.parameters or {}).get("order_id")
     if not order_id:
         return
-    from orderpipe import alerts
-
-    message = f"run {flow_run.name} crashed: {state.message or state.name}"
     try:
-        svc = process_services()
-        ledger.set_order_state(svc.engine, order_id, "failed", last_error=message)
-        alerts.raise_alert(svc.engine, svc.alerts, _alert(order_id, "run", message, kind="run_crashed"))
-    except Exception as exc:  # noqa: BLE001 - a hook must not raise; reconcile sees the Crashed run anyway
+        ledger.set_order_fields(process_services().engine, order_id,
+                                last_error=f"run {flow_run.name} crashed: {state.message or state.name}")
+    except Exception as exc:  # noqa: BLE001 - a hook must not raise; the worker sees the crash anyway
         logging.getLogger("orderpipe.flow").error("crash of %s not recorded: %s", order_id, exc)
 
 

@@ -50,7 +50,7 @@ def order_markdown(
         + (f" ([track]({shipment.tracking_url}))" if shipment else ""),
         f"**Label:** {shipment.label.url or shipment.label.path if shipment else '-'}",
         f"**Invoice:** {invoice.invoice_number if invoice else '-'}"
-        + (f" (`{invoice.pdf_path}`)" if invoice else ""),
+        + (f" (`{invoice.pdf_path or invoice.pdf_key}`)" if invoice and (invoice.pdf_path or invoice.pdf_key) else ""),
         f"**CRM deal:** {crm.deal_id if crm else '-'}",
         f"**Email:** {email.transport + ' ' + (email.location or email.message_id) if email else '-'}",
         "",

@@ -58,6 +58,21 @@ def sender_lines(seller: Seller) -> list[str]:
     return [seller.name, seller.street, f"{seller.postcode} {seller.city}", seller.country]
 
 
+def build_alert_sink(settings: Settings, *, throttle: Throttle = no_throttle) -> AlertSink:
+    """The configured ops-alert sink alone (the receiver and the worker need nothing else)."""
+    if settings.orderpipe_alerts == "telegram":
+        from orderpipe.connectors.alerts_telegram import TelegramAlerts
+
+        return TelegramAlerts(settings, throttle=throttle)
+    elif settings.orderpipe_alerts == "slack":
+        from orderpipe.connectors.alerts_slack import SlackAlerts
+
+        return SlackAlerts(settings)
+    from orderpipe.connectors.alerts_log import LogAlerts
+
+    return LogAlerts()
+
+
 def build_services(settings: Settings, *, throttle: Throttle = no_throttle) -> Services:
     engine = get_engine(settings.db_url)
     seller = Seller.from_settings(settings)
@@ -97,7 +112,7 @@ def build_services(settings: Settings, *, throttle: Throttle = no_throttle) -> S
     if settings.orderpipe_shipping == "postnord":
         from orderpipe.connectors.postnord import PostNordShipping
 
-        shipping = PostNordShipping(settings, files, settings.orderpipe_tracking_url)
+        shipping = PostNordShipping(settings, files, settings.orderpipe_tracking_url, engine=engine)
     else:
         from orderpipe.connectors.shipping_local import LocalShipping
 
@@ -105,7 +120,7 @@ def build_services(settings: Settings, *, throttle: Throttle = no_throttle) -> S
 
     from orderpipe.connectors.invoicing_local import LocalInvoicing
 
-    local_invoicing = LocalInvoicing(engine, data_dir, seller, settings.orderpipe_vat_rate)
+    local_invoicing = LocalInvoicing(engine, files, seller, settings.orderpipe_vat_rate)
     invoicing: InvoicingConnector = local_invoicing
     if settings.orderpipe_invoicing == "netvisor":
         from orderpipe.connectors.netvisor import NetvisorInvoicing
@@ -130,19 +145,7 @@ def build_services(settings: Settings, *, throttle: Throttle = no_throttle) -> S
 
         email = OutboxEmail(engine, data_dir)
 
-    sink: AlertSink
-    if settings.orderpipe_alerts == "telegram":
-        from orderpipe.connectors.alerts_telegram import TelegramAlerts
-
-        sink = TelegramAlerts(settings, throttle=throttle)
-    elif settings.orderpipe_alerts == "slack":
-        from orderpipe.connectors.alerts_slack import SlackAlerts
-
-        sink = SlackAlerts(settings)
-    else:
-        from orderpipe.connectors.alerts_log import LogAlerts
-
-        sink = LogAlerts()
+    sink = build_alert_sink(settings, throttle=throttle)
 
     callback: StatusCallback | None = None
     if settings.orderpipe_status_callback_url:

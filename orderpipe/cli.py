@@ -1,4 +1,4 @@
-"""The `orderpipe` command: up | demo | status | reconcile | replay | check."""
+"""The `orderpipe` command: up | demo | worker | receiver | status | reconcile | replay | check."""
 
 from __future__ import annotations
 
@@ -122,7 +122,7 @@ def cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
         print(f"order {args.order_id}: run {row.flow_run_id} scheduled again (attempt {run_count + 1}); "
               "completed steps will be skipped")
     else:
-        run_id = Dispatcher(engine, settings.data_dir).start(args.order_id)
+        run_id = Dispatcher(engine).start(args.order_id)
         if run_id is None:
             print(f"order {args.order_id}: could not start a run (Prefect unreachable?)", file=sys.stderr)
             return 1
@@ -185,6 +185,35 @@ def cmd_up(settings: Settings, _args: argparse.Namespace) -> int:
     return run_up(settings)
 
 
+def cmd_worker(settings: Settings, _args: argparse.Namespace) -> int:
+    _prefect_env(settings)
+    settings.require_stripe_key()
+    import logging
+
+    from deployments.worker import Worker
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per Prefect request otherwise
+    return Worker(settings).run()
+
+
+def receiver_argv(settings: Settings) -> list[str]:
+    """gunicorn serving the receiver on ORDERPIPE_HOST:ORDERPIPE_PORT."""
+    return [sys.executable, "-m", "gunicorn", "--bind", f"{settings.orderpipe_host}:{settings.orderpipe_port}",
+            "--workers", str(settings.orderpipe_receiver_workers), "--threads", "4", "--worker-class", "gthread",
+            "--timeout", "60", "--graceful-timeout", "10", "--access-logfile", "-", "webhook.wsgi:application()"]
+
+
+def cmd_receiver(settings: Settings, _args: argparse.Namespace) -> int:
+    _prefect_env(settings)
+    settings.require_webhook_secret()
+    from orderpipe.db import migrate
+
+    migrate(settings.db_url)
+    argv = receiver_argv(settings)
+    os.execv(argv[0], argv)  # gunicorn takes over this process: signals reach it directly
+
+
 def cmd_demo(_settings: Settings, args: argparse.Namespace) -> int:
     from orderpipe.demo import run_demo
 
@@ -211,6 +240,9 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--no-wait", action="store_true", help="return once the run is scheduled")
     rp.add_argument("--timeout", type=float, default=180.0)
     rp.set_defaults(func=cmd_replay)
+    sub.add_parser("worker", help="execute flow runs of the deployments and dispatch pending orders").set_defaults(
+        func=cmd_worker)
+    sub.add_parser("receiver", help="run the webhook receiver alone (gunicorn)").set_defaults(func=cmd_receiver)
     c = sub.add_parser("check", help="verify the configured connectors' credentials and reachability")
     c.set_defaults(func=cmd_check)
     return p

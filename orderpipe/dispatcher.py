@@ -2,92 +2,97 @@
 
 One Prefect flow run per order: the order id is the idempotency key (unique per flow on
 the server) and the run name. If Prefect is unreachable the order stays pending with a
-backoff; nothing is lost. The receiver touches a wake file so a new order starts at once;
-otherwise the ledger is polled every `poll_seconds`.
+backoff; nothing is lost. Every worker runs a dispatcher; on Postgres each claims its
+orders with `FOR UPDATE SKIP LOCKED`, so two never start the same order at the same moment
+(and if they did, the idempotency key would still give one run).
 """
 
 from __future__ import annotations
 
 import logging
-import threading
-from pathlib import Path
+from contextlib import ExitStack, nullcontext
+from typing import Any
 from uuid import UUID
 
 from sqlalchemy import Engine
 
 from orderpipe import ledger
+from orderpipe.db import session_scope
 
 DEPLOYMENT = "process-order/orderpipe"
 log = logging.getLogger("orderpipe.dispatcher")
 
 
-def wake_file(data_dir: Path) -> Path:
-    return data_dir / "dispatch.wake"
-
-
-def wake(data_dir: Path) -> None:
-    """Called by the receiver after it accepted an order."""
-    try:
-        wake_file(data_dir).touch()
-    except OSError:  # the poll picks the order up anyway
-        pass
+def _reason(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}"
 
 
 class Dispatcher:
-    def __init__(self, engine: Engine, data_dir: Path, *, deployment: str = DEPLOYMENT,
-                 poll_seconds: float = 2.0) -> None:
+    def __init__(self, engine: Engine, *, deployment: str = DEPLOYMENT, client: Any = None) -> None:
+        """`client`: a Prefect SyncPrefectClient kept by the caller (the worker), or None to
+        open one per dispatch round."""
         self.engine = engine
-        self.data_dir = data_dir
         self.deployment = deployment
-        self.poll_seconds = poll_seconds
+        self.client = client
         self._deployment_id: UUID | None = None
 
-    def _deployment_uuid(self, client: object) -> UUID:
+    def _deployment_uuid(self, client: Any) -> UUID:
         if self._deployment_id is None:
-            self._deployment_id = client.read_deployment_by_name(self.deployment).id  # type: ignore[attr-defined]
+            self._deployment_id = client.read_deployment_by_name(self.deployment).id
         return self._deployment_id
 
-    def start(self, order_id: str) -> str | None:
-        """Create (or find, by idempotency key) the order's flow run; returns its id."""
-        from prefect.client.orchestration import get_client
-
-        try:
-            with get_client(sync_client=True) as client:
-                run = client.create_flow_run_from_deployment(
-                    self._deployment_uuid(client), parameters={"order_id": order_id}, idempotency_key=order_id,
-                    name=f"order-{order_id}", tags=["orderpipe"],
-                )
-        except Exception as exc:  # noqa: BLE001 - Prefect down or refusing: keep pending, back off
-            self._deployment_id = None
-            reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-            log.warning("order %s not started yet (%s); will retry", order_id, reason)
-            ledger.mark_dispatch_failed(self.engine, order_id, reason)
-            return None
-        ledger.mark_dispatched(self.engine, order_id, str(run.id))
-        log.info("order %s -> flow run %s", order_id, run.id)
+    def _create_run(self, client: Any, order_id: str) -> str:
+        run = client.create_flow_run_from_deployment(
+            self._deployment_uuid(client), parameters={"order_id": order_id}, idempotency_key=order_id,
+            name=f"order-{order_id}", tags=["orderpipe"],
+        )
         return str(run.id)
 
-    def dispatch_once(self, limit: int = 50) -> list[str]:
-        started = []
-        for order_id in ledger.due_for_dispatch(self.engine, limit=limit):
-            if self.start(order_id):
-                started.append(order_id)
-        return started
+    def start(self, order_id: str) -> str | None:
+        """Create (or find, by idempotency key) one order's flow run; returns its id."""
+        started = self._dispatch(limit=1, only=order_id)
+        return started[0][1] if started else None
 
-    def run_forever(self, stop: threading.Event) -> None:
-        wf = wake_file(self.data_dir)
-        last_mtime = -1.0
-        waited = self.poll_seconds
-        while not stop.is_set():
+    def dispatch_once(self, limit: int = 20) -> list[str]:
+        """Start up to `limit` due orders; returns the order ids started."""
+        return [order_id for order_id, _ in self._dispatch(limit=limit)]
+
+    def _dispatch(self, *, limit: int, only: str | None = None) -> list[tuple[str, str]]:
+        with ExitStack() as stack:
+            if self.engine.dialect.name == "postgresql":
+                # Row locks held while the runs are created: other dispatchers skip these orders.
+                s = stack.enter_context(session_scope(self.engine))
+                order_ids = [only] if only else ledger.claim_for_dispatch(s, limit)
+                sessions = lambda: nullcontext(s)  # noqa: E731
+            else:
+                # SQLite: one writer for the whole file, so never hold it across an HTTP call; the
+                # idempotency key keeps a concurrent start of the same order to one run.
+                order_ids = [only] if only else ledger.due_for_dispatch(self.engine, limit)
+                sessions = lambda: session_scope(self.engine)  # noqa: E731
+            if not order_ids:
+                return []
+            client = self.client
+            if client is None:
+                from prefect.client.orchestration import get_client
+
+                client = stack.enter_context(get_client(sync_client=True))
+            return self._start_all(client, order_ids, sessions)
+        return []  # pragma: no cover - ExitStack does not swallow
+
+    def _start_all(self, client: Any, order_ids: list[str], sessions: Any) -> list[tuple[str, str]]:
+        started: list[tuple[str, str]] = []
+        for order_id in order_ids:
             try:
-                mtime = wf.stat().st_mtime
-            except OSError:
-                mtime = 0.0
-            if mtime != last_mtime or waited >= self.poll_seconds:
-                last_mtime, waited = mtime, 0.0
-                try:
-                    self.dispatch_once()
-                except Exception as exc:  # noqa: BLE001 - database blip: try again next round
-                    log.error("dispatch round failed: %s", str(exc).splitlines()[0] if str(exc) else exc)
-            stop.wait(0.1)
-            waited += 0.1
+                run_id = self._create_run(client, order_id)
+            except Exception as exc:  # noqa: BLE001 - Prefect down or refusing: keep pending, back off
+                self._deployment_id = None
+                log.warning("order %s not started yet (%s); will retry", order_id, _reason(exc))
+                with sessions() as s:
+                    ledger.mark_dispatch_failed(s, order_id, _reason(exc))
+                break  # the next round retries the rest; don't hammer a server that is away
+            with sessions() as s:
+                ledger.mark_dispatched(s, order_id, run_id)
+            started.append((order_id, run_id))
+            log.info("order %s -> flow run %s", order_id, run_id)
+        return started

@@ -1,8 +1,9 @@
 """Render the order confirmation: an RFC 5322 message in the customer's language.
 
 The message is multipart/mixed: a multipart/alternative (plain text and HTML) followed by
-the invoice PDF. Money and dates are formatted by Babel for the customer's locale, with
-the currency's decimals taken from Stripe's table (orderpipe.money), not CLDR's. The
+the invoice PDF, read back from the file store (the data dir or S3, the same bytes on every
+machine). Money and dates are formatted by Babel for the customer's locale, with the
+currency's decimals taken from Stripe's table (orderpipe.money), not CLDR's. The
 Message-ID is derived from the order (as every transport derives it), so a resend of the
 same confirmation is recognisable.
 """
@@ -10,8 +11,10 @@ same confirmation is recognisable.
 from __future__ import annotations
 
 import copy
+import functools
 import html
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email import policy
@@ -24,10 +27,10 @@ from pathlib import Path
 from babel import Locale, UnknownLocaleError
 from babel.dates import format_date
 
-from orderpipe.connectors.base import InvoiceResult, ShipmentResult
+from orderpipe.connectors.base import FileStore, InvoiceResult, ShipmentResult
 from orderpipe.connectors.email_ledger import confirmation_message_id
 from orderpipe.email_i18n import EmailTexts, pick_language, texts_for
-from orderpipe.errors import OrderDataError, PermanentError
+from orderpipe.errors import OrderDataError, PermanentError, StepError, TransientError
 from orderpipe.money import exponent, to_decimal
 from orderpipe.order import Address, Order
 
@@ -161,16 +164,30 @@ def _html_body(t: EmailTexts, v: dict[str, str], rows: list[tuple[str, str, str]
 """
 
 
-def _read_invoice_pdf(order_id: str, invoice: InvoiceResult) -> bytes:
+def invoice_pdf_bytes(order_id: str, invoice: InvoiceResult, files: FileStore | None) -> bytes:
+    """The invoice PDF to attach, read from the file store.
+
+    An invoice result without a store key (issued before invoices went through the store) or
+    a call without a store reads the local ``pdf_path``."""
+    key = getattr(invoice, "pdf_key", None)  # absent from results cached by older versions
+    read: Callable[[], bytes]
+    if key and files is not None:
+        where, read = key, functools.partial(files.get, key)
+    elif invoice.pdf_path:
+        where, read = invoice.pdf_path, Path(invoice.pdf_path).read_bytes
+    else:
+        raise PermanentError(f"order {order_id}: invoice {invoice.invoice_number} names no PDF (step: email)")
+    what = f"order {order_id}: cannot read invoice PDF {where} for the confirmation email (step: email)"
     try:
-        data = Path(invoice.pdf_path).read_bytes()
+        data = read()
     except OSError as exc:
-        raise PermanentError(
-            f"order {order_id}: cannot read invoice PDF {invoice.pdf_path} for the confirmation email "
-            f"(step: email): {exc.strerror or exc.__class__.__name__}"
-        ) from exc
+        raise PermanentError(f"{what}: {exc.strerror or exc.__class__.__name__}") from exc
+    except TransientError as exc:
+        raise TransientError(f"{what}: {exc}", retry_after=exc.retry_after) from exc
+    except StepError as exc:
+        raise type(exc)(f"{what}: {exc}") from exc
     if not data.startswith(b"%PDF"):
-        raise PermanentError(f"order {order_id}: invoice file {invoice.pdf_path} is not a PDF (step: email)")
+        raise PermanentError(f"order {order_id}: invoice file {where} is not a PDF (step: email)")
     return data
 
 
@@ -183,8 +200,11 @@ def render_confirmation(
     seller_name: str,
     reply_to: str | None,
     now: datetime | None = None,
+    files: FileStore | None = None,
 ) -> RenderedEmail:
-    """The confirmation email of an order, ready for any EmailConnector."""
+    """The confirmation email of an order, ready for any EmailConnector.
+
+    The attached invoice PDF is read from ``files`` (the configured file store)."""
     if not order.customer_email:
         raise OrderDataError(
             f"order {order.order_id} has no customer email: cannot send the confirmation (step: email)"
@@ -225,7 +245,7 @@ def render_confirmation(
         "seller_name": seller_name,
     }
     address = _address_lines(order.shipping_address, order.recipient_name, loc)
-    pdf = _read_invoice_pdf(order.order_id, invoice)
+    pdf = invoice_pdf_bytes(order.order_id, invoice, files)
 
     msg = EmailMessage(policy=policy.SMTP)
     msg["From"] = _one_line(sender)

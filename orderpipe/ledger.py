@@ -18,6 +18,7 @@ from orderpipe import alerts
 from orderpipe.connectors.base import Alert
 from orderpipe.db import insert_ignore, session_scope
 from orderpipe.tables import Event, OrderRecord, OrderStep, utcnow
+from orderpipe.wakeup import notify_in_transaction
 
 FULFILMENT_TYPES = frozenset(
     {
@@ -100,6 +101,7 @@ def record_event(engine: Engine, event: dict[str, Any], raw_body: str) -> Record
                 return Recorded("duplicate", event_id, c.order_id)
             for step in STEPS:
                 insert_ignore(s, OrderStep, dict(order_id=c.order_id, step=step, state="pending", updated_at=utcnow()))
+            notify_in_transaction(s.connection(), c.order_id)
         elif c.action == "payment_failed":
             obj = event["data"]["object"]
             err = (obj.get("last_payment_error") or {}).get("message") if isinstance(obj, dict) else None
@@ -124,6 +126,7 @@ def record_missing_order(engine: Engine, order_id: str, source: str) -> bool:
         if new:
             for step in STEPS:
                 insert_ignore(s, OrderStep, dict(order_id=order_id, step=step, state="pending", updated_at=utcnow()))
+            notify_in_transaction(s.connection(), order_id)
         return new
 
 
@@ -132,44 +135,50 @@ def record_reconciled_event(engine: Engine, event: dict[str, Any]) -> Recorded:
     return record_event(engine, event, json.dumps(event, separators=(",", ":")))
 
 
-def due_for_dispatch(engine: Engine, limit: int = 50) -> list[str]:
-    now = utcnow()
-    with Session(engine) as s:
-        rows = s.scalars(
-            select(OrderRecord.order_id)
+def _due(now: datetime) -> Any:
+    return (select(OrderRecord.order_id)
             .where(OrderRecord.dispatch == "pending")
             .where(or_(OrderRecord.next_dispatch_at.is_(None), OrderRecord.next_dispatch_at <= now))  # type: ignore[union-attr]
-            .order_by(OrderRecord.created_at)
-            .limit(limit)
-        ).all()
-    return list(rows)
+            .order_by(OrderRecord.created_at))
 
 
-def mark_dispatched(engine: Engine, order_id: str, flow_run_id: str) -> None:
-    with session_scope(engine) as s:
-        s.execute(
-            update(OrderRecord).where(OrderRecord.order_id == order_id).values(
-                dispatch="started", flow_run_id=flow_run_id, last_error=None, updated_at=utcnow(),
-                dispatch_attempts=OrderRecord.dispatch_attempts + 1,
-            )
+def due_for_dispatch(engine: Engine, limit: int = 50) -> list[str]:
+    with Session(engine) as s:
+        return list(s.scalars(_due(utcnow()).limit(limit)).all())
+
+
+def claim_for_dispatch(session: Session, limit: int) -> list[str]:
+    """Pending orders, locked for this transaction; on Postgres rows another dispatcher holds
+    are skipped (FOR UPDATE SKIP LOCKED), so several workers never start the same order at once."""
+    q = _due(utcnow()).limit(limit)
+    if session.get_bind().dialect.name == "postgresql":
+        q = q.with_for_update(skip_locked=True, of=OrderRecord)  # type: ignore[arg-type]
+    return list(session.scalars(q).all())
+
+
+def mark_dispatched(session: Session, order_id: str, flow_run_id: str) -> None:
+    session.execute(
+        update(OrderRecord).where(OrderRecord.order_id == order_id).values(
+            dispatch="started", flow_run_id=flow_run_id, last_error=None, updated_at=utcnow(),
+            dispatch_attempts=OrderRecord.dispatch_attempts + 1, next_dispatch_at=None,
         )
-        s.execute(update(Event).where(Event.order_id == order_id).where(Event.flow_run_id.is_(None))  # type: ignore[union-attr]
-                  .values(flow_run_id=flow_run_id))
+    )
+    session.execute(update(Event).where(Event.order_id == order_id).where(Event.flow_run_id.is_(None))  # type: ignore[union-attr]
+                    .values(flow_run_id=flow_run_id))
 
 
-def mark_dispatch_failed(engine: Engine, order_id: str, error: str) -> None:
+def mark_dispatch_failed(session: Session, order_id: str, error: str) -> None:
     """Prefect unreachable or refused: keep the order pending and back off (max 60 s)."""
-    with session_scope(engine) as s:
-        row = s.get(OrderRecord, order_id)
-        if row is None:
-            return
-        attempts = row.dispatch_attempts + 1
-        delay = min(60.0, 0.5 * 2 ** min(attempts, 7))
-        row.dispatch_attempts = attempts
-        row.next_dispatch_at = utcnow() + timedelta(seconds=delay)
-        row.last_error = error[:2000]
-        row.updated_at = utcnow()
-        s.add(row)
+    row = session.get(OrderRecord, order_id)
+    if row is None:
+        return
+    attempts = row.dispatch_attempts + 1
+    delay = min(60.0, 0.5 * 2 ** min(attempts, 7))
+    row.dispatch_attempts = attempts
+    row.next_dispatch_at = utcnow() + timedelta(seconds=delay)
+    row.last_error = error[:2000]
+    row.updated_at = utcnow()
+    session.add(row)
 
 
 def set_order_state(engine: Engine, order_id: str, state: str, **fields: Any) -> None:

@@ -91,8 +91,7 @@ def reconcile_now(svc: Services, *, since: timedelta = timedelta(hours=24)) -> R
     except Exception as exc:  # noqa: BLE001 - Stripe unreachable: still re-drive what we know
         report.problems.append(f"listing Stripe failed: {exc}")
 
-    dispatcher = Dispatcher(engine, svc.settings.data_dir)
-    report.orders_started = dispatcher.dispatch_once(limit=500)
+    report.orders_started = Dispatcher(engine).dispatch_once(limit=500)
 
     failed = {o.order_id: o.flow_run_id for o in ledger.orders_in_states(engine, ["failed", "running"], since=start)
               if o.flow_run_id}

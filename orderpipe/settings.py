@@ -49,6 +49,10 @@ class Settings(BaseSettings):
     orderpipe_run_limit: int = Field(default=4, ge=1, le=64, alias="ORDERPIPE_RUN_LIMIT")
     orderpipe_poll_seconds: float = Field(default=0.25, gt=0, le=60, alias="ORDERPIPE_POLL_SECONDS")
     orderpipe_reconcile_minutes: int = Field(default=15, ge=1, le=1440, alias="ORDERPIPE_RECONCILE_MINUTES")
+    orderpipe_work_pool: str = Field(default="orderpipe", min_length=1, max_length=100, alias="ORDERPIPE_WORK_POOL")
+    orderpipe_worker_name: str | None = Field(default=None, max_length=200, alias="ORDERPIPE_WORKER_NAME")
+    orderpipe_drain_seconds: float = Field(default=60.0, ge=0, le=3600, alias="ORDERPIPE_DRAIN_SECONDS")
+    orderpipe_lease_seconds: float = Field(default=30.0, ge=5, le=600, alias="ORDERPIPE_LEASE_SECONDS")
 
     # connector switches
     orderpipe_crm: Literal["local", "zoho"] = Field(default="local", alias="ORDERPIPE_CRM")
@@ -125,6 +129,7 @@ class Settings(BaseSettings):
     # S3
     orderpipe_s3_bucket: str | None = Field(default=None, alias="ORDERPIPE_S3_BUCKET")
     orderpipe_s3_prefix: str = Field(default="labels/", alias="ORDERPIPE_S3_PREFIX")
+    orderpipe_s3_invoice_prefix: str = Field(default="invoices/", alias="ORDERPIPE_S3_INVOICE_PREFIX")
     aws_region: str | None = Field(default=None, alias="AWS_REGION")
     aws_endpoint_url_s3: str | None = Field(default=None, alias="AWS_ENDPOINT_URL_S3")
     # status callback

@@ -1,5 +1,5 @@
-"""`orderpipe up`: the Prefect server (unless PREFECT_API_URL is set), the runner with its
-deployments and dispatcher, and the receiver under gunicorn; Ctrl-C stops them all."""
+"""`orderpipe up`: the Prefect server (unless PREFECT_API_URL is set), one `orderpipe worker`
+(deployments, executor, dispatcher) and `orderpipe receiver`; Ctrl-C stops them all, in order."""
 
 from __future__ import annotations
 
@@ -100,17 +100,13 @@ class Stack:
             self._wait_http(None, api_url(s) + "/health", timeout=30)
             say(f"prefect server  {ui_url(s)}  (external)")
 
-        runner = self._spawn("runner", [sys.executable, "-m", "deployments.serve"])
-        self._wait_deployments(runner, timeout=60)
-        say(f"runner          deployments process-order/orderpipe, reconcile/orderpipe "
-            f"(limit {s.orderpipe_run_limit}, poll {s.orderpipe_poll_seconds}s; log {runner.log_path})")
+        worker = self._spawn("worker", [sys.executable, "-m", "orderpipe.cli", "worker"])
+        self._wait_deployments(worker, timeout=60)
+        say(f"worker          pool {s.orderpipe_work_pool}: process-order/orderpipe, reconcile/orderpipe "
+            f"(limit {s.orderpipe_run_limit}, poll {s.orderpipe_poll_seconds}s; log {worker.log_path})")
 
         bind = f"{s.orderpipe_host}:{s.orderpipe_port}"
-        receiver = self._spawn("receiver", [
-            sys.executable, "-m", "gunicorn", "--bind", bind, "--workers", str(s.orderpipe_receiver_workers),
-            "--threads", "4", "--worker-class", "gthread", "--timeout", "60", "--graceful-timeout", "10",
-            "--access-logfile", "-", "webhook.wsgi:application()",
-        ])
+        receiver = self._spawn("receiver", [sys.executable, "-m", "orderpipe.cli", "receiver"])
         self._wait_http(receiver, f"http://{bind}/healthz", timeout=30)
         say(f"receiver        http://{bind}/webhooks/stripe  (health http://{bind}/healthz; log {receiver.log_path})")
 
@@ -125,24 +121,24 @@ class Stack:
         return None
 
     def stop(self) -> None:
-        """Stop children newest first: receiver, runner (and its flow runs), server."""
+        """Newest first, each before the next: the receiver (no new events), the worker (drains
+        its running flow runs, at most ORDERPIPE_DRAIN_SECONDS), then the Prefect server."""
+        grace = {"worker": self.settings.orderpipe_drain_seconds + 20}
         for child in reversed(self.children):
             if child.proc.poll() is None:
                 try:
                     os.killpg(child.proc.pid, signal.SIGTERM)
                 except ProcessLookupError:
                     pass
-        for child in reversed(self.children):
             try:
-                child.proc.wait(timeout=15)
+                child.proc.wait(timeout=grace.get(child.name, 15))
             except subprocess.TimeoutExpired:
                 try:
                     os.killpg(child.proc.pid, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
                 child.proc.wait(timeout=5)
-            # flow-run processes share the runner's process group; make sure none is left
-            try:
+            try:  # nothing of its process group may outlive it
                 os.killpg(child.proc.pid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
                 pass

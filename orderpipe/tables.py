@@ -201,3 +201,20 @@ class RunLease(SQLModel, table=True):
     pid: int | None = None
     claimed_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
     heartbeat_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False, index=True))
+
+
+class PostNordBooking(SQLModel, table=True):
+    """The PostNord booking journal: what PostNord answered for an order, written the moment
+    it answered and read before every booking, so a replay on any machine books nothing twice.
+
+    ``label_b64`` is empty for a booking whose label was missing; a later call fetches the
+    label by ``item_id`` and fills it in."""
+
+    __tablename__ = "postnord_bookings"
+    order_id: str = Field(primary_key=True, max_length=255)
+    item_id: str = Field(max_length=64)
+    tracking_url: str = Field(sa_column=Column(Text, nullable=False))
+    booking_id: str | None = Field(default=None, max_length=255)
+    label_b64: str | None = Field(default=None, sa_column=Column(Text))
+    booked_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))

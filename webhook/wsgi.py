@@ -5,11 +5,11 @@ from __future__ import annotations
 import httpx
 from flask import Flask
 
-from orderpipe.bootstrap import build_services
+from orderpipe.bootstrap import build_alert_sink
 from orderpipe.db import get_engine
-from orderpipe.dispatcher import wake
 from orderpipe.prefect_env import api_url
 from orderpipe.settings import load_settings
+from orderpipe.wakeup import wake_after_commit
 from webhook.app import create_app
 
 
@@ -25,7 +25,6 @@ def application() -> Flask:
         except httpx.HTTPError:
             return False
 
-    sink = build_services(settings).alerts  # the configured alert sink, built as in flow runs
     data_dir = settings.data_dir
-    return create_app(engine=engine, secrets=secrets, alert_sink=sink, prefect_probe=prefect_ok,
-                      on_accepted=lambda _order_id: wake(data_dir))
+    return create_app(engine=engine, secrets=secrets, alert_sink=build_alert_sink(settings),
+                      prefect_probe=prefect_ok, on_accepted=lambda _order_id: wake_after_commit(engine, data_dir))

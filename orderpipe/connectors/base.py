@@ -48,8 +48,10 @@ class InvoiceResult(BaseModel):
     currency: str
     amount_total: int  # payable amount in minor units (== what Stripe charged)
     amount_tax: int
-    pdf_path: str  # local invoice PDF (attached to the email)
-    xml_path: str | None = None  # UBL 2.1 file when rendered locally
+    pdf_key: str | None = None  # file store key of the invoice PDF (attached to the email): invoices/<n>.pdf
+    xml_key: str | None = None  # file store key of the UBL 2.1 file: invoices/<n>.xml
+    pdf_path: str | None = None  # local file of the PDF, when the store is local
+    xml_path: str | None = None  # local file of the UBL, when the store is local
     vendor_id: str | None = None  # e.g. Netvisor's invoice key
     created: bool
 
@@ -106,6 +108,14 @@ class FileStore(Checkable, Protocol):
         """Store bytes under key (overwrite is fine: same key, same content)."""
         ...
 
+    def get(self, key: str) -> bytes:
+        """The bytes stored under key; PermanentError when there are none."""
+        ...
+
+    def exists(self, key: str) -> bool:
+        """Whether something is stored under key (reads no content)."""
+        ...
+
 
 class ShippingConnector(Checkable, Protocol):
     name: str
@@ -119,7 +129,7 @@ class InvoicingConnector(Checkable, Protocol):
     name: str
 
     def create_invoice(self, order: Order) -> InvoiceResult:
-        """Issue the order's VAT invoice once (gapless number), with a local PDF."""
+        """Issue the order's VAT invoice once (gapless number), its PDF and UBL in the file store."""
         ...
 
 

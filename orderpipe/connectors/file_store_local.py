@@ -56,7 +56,8 @@ def check_writable(directory: Path, who: str) -> None:
 
 
 class LocalFileStore:
-    """FileStore keeping files under ``data_dir`` (labels/<pi id>.pdf and the like)."""
+    """FileStore keeping files under ``data_dir``: the key is the relative path
+    (``labels/<pi id>.pdf``, ``invoices/<number>.pdf``, ``invoices/<number>.xml``)."""
 
     name = "local"
 
@@ -78,6 +79,18 @@ class LocalFileStore:
             raise os_error(f"local file store: cannot write {key} under {self.data_dir}", exc) from exc
         resolved = path.resolve()
         return StoredFile(key=key, path=str(resolved), url=resolved.as_uri())
+
+    def get(self, key: str) -> bytes:
+        path = self.path_for(key)
+        try:
+            return path.read_bytes()
+        except FileNotFoundError:
+            raise PermanentError(f"local file store: no file {key} under {self.data_dir}") from None
+        except OSError as exc:
+            raise os_error(f"local file store: cannot read {key} under {self.data_dir}", exc) from exc
+
+    def exists(self, key: str) -> bool:
+        return self.path_for(key).is_file()
 
     def check(self) -> None:
         check_writable(self.data_dir, "local file store")

@@ -1,14 +1,16 @@
 """S3 (or any S3-compatible store) as orderpipe's FileStore, through boto3.
 
-Object keys: ``ORDERPIPE_S3_PREFIX`` + the basename of orderpipe's relative key. With the
-default prefix ``labels/``, key ``labels/pi_x.pdf`` is stored as ``labels/pi_x.pdf`` and
-``invoices/2026-000001.pdf`` as ``labels/2026-000001.pdf``; with prefix ``shop-a/`` they become
-``shop-a/pi_x.pdf`` and ``shop-a/2026-000001.pdf``. Basenames are unique across orderpipe's
-folders (pi ids, invoice numbers, distinct extensions), and a PUT to the same key with the
-same bytes is naturally idempotent.
+Object keys: the folder of orderpipe's relative key picks the prefix, the basename follows.
+``invoices/...`` (invoices and credit notes) go under ``ORDERPIPE_S3_INVOICE_PREFIX``
+(default ``invoices/``), everything else (labels) under ``ORDERPIPE_S3_PREFIX`` (default
+``labels/``): key ``labels/pi_x.pdf`` is stored as ``<ORDERPIPE_S3_PREFIX>pi_x.pdf`` and
+``invoices/2026-000001.pdf`` as ``<ORDERPIPE_S3_INVOICE_PREFIX>2026-000001.pdf``. Basenames
+are unique within each folder (pi ids, invoice and credit note numbers, distinct
+extensions), and a PUT to the same key with the same bytes is naturally idempotent.
 
 Each ``put`` returns the relative key it was given and a presigned GET URL valid for 7 days
 (SigV4's maximum; a URL signed with temporary credentials stops working when they expire).
+``get`` and ``exists`` read back what any machine put, so no machine needs another's disk.
 
 boto3 reads its own credentials (``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, profiles,
 instance roles); ``AWS_ENDPOINT_URL_S3`` and ``AWS_REGION`` come through Settings.
@@ -28,6 +30,8 @@ from orderpipe.errors import PermanentError, StepError, TransientError
 from orderpipe.settings import Settings
 
 PRESIGN_SECONDS = 7 * 24 * 3600  # 604800, SigV4's maximum
+INVOICE_FOLDER = "invoices"  # orderpipe's folder of invoices and credit notes
+NOT_FOUND_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
 TRANSIENT_CODES = frozenset({
     "SlowDown", "Throttling", "ThrottlingException", "RequestThrottled", "TooManyRequestsException",
     "RequestTimeout", "RequestTimeTooSkewed", "InternalError", "ServiceUnavailable", "503", "500",
@@ -53,7 +57,8 @@ def s3_error(what: str, exc: Exception) -> StepError:
 
 
 class S3FileStore:
-    """FileStore writing to one bucket under ``ORDERPIPE_S3_PREFIX``."""
+    """FileStore writing to one bucket: labels under ``ORDERPIPE_S3_PREFIX``, invoices under
+    ``ORDERPIPE_S3_INVOICE_PREFIX``."""
 
     name = "s3"
 
@@ -63,6 +68,7 @@ class S3FileStore:
             raise PermanentError("S3 file store is not configured: missing ORDERPIPE_S3_BUCKET")
         self.bucket = settings.orderpipe_s3_bucket
         self.prefix = settings.orderpipe_s3_prefix or ""
+        self.invoice_prefix = settings.orderpipe_s3_invoice_prefix or ""
         s3_options: dict[str, Any] = {}
         if settings.aws_endpoint_url_s3:
             # S3-compatible stores (MinIO, Ceph, moto, ...) generally want path-style URLs.
@@ -83,11 +89,14 @@ class S3FileStore:
         )
 
     def object_key(self, key: str) -> str:
-        """``labels/pi_x.pdf`` -> ``<prefix>pi_x.pdf``."""
-        base = PurePosixPath(key).name
+        """``labels/pi_x.pdf`` -> ``<prefix>pi_x.pdf``; ``invoices/n.pdf`` -> ``<invoice prefix>n.pdf``."""
+        path = PurePosixPath(key)
+        base = path.name
         if not base or base in (".", "..") or key.endswith("/"):
             raise PermanentError(f"S3 file store: invalid key {key!r} (must name a file, like labels/x.pdf)")
-        return f"{self.prefix}{base}"
+        folder = path.parts[0] if len(path.parts) > 1 else ""
+        prefix = self.invoice_prefix if folder == INVOICE_FOLDER else self.prefix
+        return f"{prefix}{base}"
 
     def put(self, key: str, data: bytes, content_type: str) -> StoredFile:
         object_key = self.object_key(key)
@@ -101,6 +110,27 @@ class S3FileStore:
         except (ClientError, BotoCoreError) as exc:
             raise s3_error(where, exc) from None
         return StoredFile(key=key, url=url)
+
+    def get(self, key: str) -> bytes:
+        object_key = self.object_key(key)
+        where = f"S3 get s3://{self.bucket}/{object_key}"
+        try:
+            response = self.client.get_object(Bucket=self.bucket, Key=object_key)
+            return bytes(response["Body"].read())
+        except (ClientError, BotoCoreError) as exc:
+            raise s3_error(where, exc) from None
+
+    def exists(self, key: str) -> bool:
+        object_key = self.object_key(key)
+        try:
+            self.client.head_object(Bucket=self.bucket, Key=object_key)
+        except ClientError as exc:
+            if str(exc.response.get("Error", {}).get("Code", "")) in NOT_FOUND_CODES:
+                return False
+            raise s3_error(f"S3 head s3://{self.bucket}/{object_key}", exc) from None
+        except BotoCoreError as exc:
+            raise s3_error(f"S3 head s3://{self.bucket}/{object_key}", exc) from None
+        return True
 
     def check(self) -> None:
         """Credentials, bucket and reachability; writes nothing."""

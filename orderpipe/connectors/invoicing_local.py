@@ -1,4 +1,4 @@
-"""Embedded invoicing: gapless invoice numbers in orderpipe's database, PDF and UBL files on disk.
+"""Embedded invoicing: gapless invoice numbers in orderpipe's database, PDF and UBL in the file store.
 
 Numbers run per seller and year ("2026-000001", "2026-000002", ...). One transaction reads
 the order's invoice row, or takes the next number from the seller's counter row (locked by
@@ -6,6 +6,10 @@ its UPDATE ... RETURNING; SQLite serialises the whole transaction with BEGIN IMM
 inserts the invoice row; a number is only used when that transaction commits, so numbers
 have no gaps and no duplicates. The files are written after the commit and re-rendered
 whenever one is missing, so a crash between the two heals on the next call.
+
+The files go through the file store under ``invoices/<number>.pdf`` and ``.xml``: with the
+local store that is ``<data dir>/invoices/<number>.pdf|.xml`` (the contract's paths), with
+S3 ``<ORDERPIPE_S3_INVOICE_PREFIX><number>.pdf|.xml``, readable from every machine.
 """
 
 from __future__ import annotations
@@ -19,9 +23,10 @@ from sqlalchemy import Engine, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from orderpipe.connectors.base import InvoiceResult
-from orderpipe.connectors.file_store_local import atomic_write, check_writable, os_error
+from orderpipe.connectors.base import FileStore, InvoiceResult, StoredFile
+from orderpipe.connectors.file_store_local import LocalFileStore, check_writable
 from orderpipe.db import insert_ignore, session_scope
+from orderpipe.errors import StepError, TransientError
 from orderpipe.invoice_doc import InvoiceDocument, build_invoice
 from orderpipe.invoice_pdf import render_invoice_pdf
 from orderpipe.order import Order
@@ -30,6 +35,8 @@ from orderpipe.tables import Invoice, InvoiceCounter
 from orderpipe.ubl import render_ubl
 
 INVOICE_DIR = "invoices"
+PDF_TYPE = "application/pdf"
+XML_TYPE = "application/xml"
 _ATTEMPTS = 3
 
 
@@ -54,20 +61,24 @@ class LocalInvoicing:
     def __init__(
         self,
         engine: Engine,
-        data_dir: Path,
+        files: FileStore | Path,
         seller: Seller,
         default_vat_rate: Decimal,
         *,
         today: Callable[[], date] = utc_today,
     ) -> None:
         self.engine = engine
-        self.directory = Path(data_dir) / INVOICE_DIR
+        # A directory means the local store under it (the data dir), as before.
+        self.files: FileStore = LocalFileStore(files) if isinstance(files, Path) else files
         self.seller = seller
         self.default_vat_rate = default_vat_rate
         self.today = today
 
     def check(self) -> None:
-        check_writable(self.directory, "local invoicing")
+        if isinstance(self.files, LocalFileStore):
+            check_writable(self.files.data_dir / INVOICE_DIR, "local invoicing")
+        else:
+            self.files.check()
 
     def create_invoice(self, order: Order) -> InvoiceResult:
         # Build first: an order that cannot be invoiced fails here and never takes a number.
@@ -76,15 +87,17 @@ class LocalInvoicing:
         )
         row, created = self._issue(order, draft)
         doc = draft.model_copy(update={"number": row.number, "issue_date": date.fromisoformat(row.issue_date)})
-        pdf_path, xml_path = self._write_files(doc, rewrite=created)
+        pdf, xml = self._write_files(doc, rewrite=created)
         return InvoiceResult(
             invoice_number=row.number,
             issue_date=row.issue_date,
             currency=row.currency,
             amount_total=row.amount_total,
             amount_tax=row.amount_tax,
-            pdf_path=str(pdf_path),
-            xml_path=str(xml_path),
+            pdf_key=pdf.key,
+            xml_key=xml.key,
+            pdf_path=pdf.path,
+            xml_path=xml.path,
             vendor_id=row.vendor_id,
             created=created,
         )
@@ -147,16 +160,30 @@ class LocalInvoicing:
 
     # ---- files -------------------------------------------------------------------------
 
-    def paths(self, number: str) -> tuple[Path, Path]:
-        return self.directory / f"{number}.pdf", self.directory / f"{number}.xml"
+    @staticmethod
+    def keys(number: str) -> tuple[str, str]:
+        """File store keys of an invoice's (or credit note's) PDF and UBL."""
+        return f"{INVOICE_DIR}/{number}.pdf", f"{INVOICE_DIR}/{number}.xml"
 
-    def _write_files(self, doc: InvoiceDocument, *, rewrite: bool) -> tuple[Path, Path]:
-        pdf_path, xml_path = self.paths(doc.number)
-        try:
-            if rewrite or not pdf_path.exists():
-                atomic_write(pdf_path, render_invoice_pdf(doc))
-            if rewrite or not xml_path.exists():
-                atomic_write(xml_path, render_ubl(doc))
-        except OSError as exc:
-            raise os_error(f"order {doc.order_id}: invoice {doc.number}: cannot write the invoice files", exc) from exc
-        return pdf_path, xml_path
+    def _write_files(self, doc: InvoiceDocument, *, rewrite: bool) -> tuple[StoredFile, StoredFile]:
+        pdf_key, xml_key = self.keys(doc.number)
+        stored: list[StoredFile] = []
+        for key, content_type, render in ((pdf_key, PDF_TYPE, render_invoice_pdf), (xml_key, XML_TYPE, render_ubl)):
+            try:
+                if rewrite or not self.files.exists(key):
+                    stored.append(self.files.put(key, render(doc), content_type))
+                else:
+                    stored.append(self._stored(key))
+            except TransientError as exc:
+                raise TransientError(f"order {doc.order_id}: invoice {doc.number}: {exc}",
+                                     retry_after=exc.retry_after) from exc
+            except StepError as exc:
+                raise type(exc)(f"order {doc.order_id}: invoice {doc.number}: {exc}") from exc
+        return stored[0], stored[1]
+
+    def _stored(self, key: str) -> StoredFile:
+        """What ``put`` would say about a file already in the store (local path when local)."""
+        if isinstance(self.files, LocalFileStore):
+            path = self.files.path_for(key).resolve()
+            return StoredFile(key=key, path=str(path), url=path.as_uri())
+        return StoredFile(key=key)

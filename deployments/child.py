@@ -1,0 +1,84 @@
+"""One flow run in a forked child of the worker: Prefect and the flows are already imported.
+
+The child runs the claimed deployment run through Prefect's own flow engine
+(`prefect.flow_engine.run_flow`: task runs, retries, caching, hooks, logs all as usual),
+ships its logs and events, and leaves with `os._exit` (no teardown of the inherited heap).
+It sits in its own process group, so a Ctrl-C or SIGTERM meant for the worker does not hit
+it (the worker drains), and it dies with the worker (PR_SET_PDEATHSIG), so a killed worker
+never leaves a run executing that nobody watches.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import signal
+import sys
+from typing import Any
+
+# exit codes the worker reads
+COMPLETED, ENDED, CRASHED, ERROR = 0, 1, 2, 70
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent(parent: int) -> None:
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):  # not Linux: the lease watchdog still recovers the run
+        pass
+    if os.getppid() != parent:  # the worker died before prctl took effect
+        os._exit(CRASHED)
+
+
+def fork_run(flow: Any, flow_run: Any) -> int:
+    """Fork; in the parent return the child's pid, in the child run the flow and exit."""
+    parent = os.getpid()
+    pid = os.fork()
+    if pid:
+        return pid
+    code = ERROR
+    try:
+        os.setpgid(0, 0)
+        _die_with_parent(parent)
+        signal.set_wakeup_fd(-1)
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD):
+            signal.signal(sig, signal.SIG_DFL)
+        code = _run(flow, flow_run)
+    except BaseException:  # noqa: BLE001 - whatever happened, leave with a code the worker reads
+        logging.getLogger("orderpipe.worker").exception("flow run %s: executor error", flow_run.id)
+    finally:
+        _drain()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+
+def _run(flow: Any, flow_run: Any) -> int:
+    from prefect.flow_engine import run_flow
+    from prefect.settings import PREFECT_CLIENT_MAX_RETRIES, temporary_settings
+
+    from orderpipe.bootstrap import process_services
+
+    process_services.cache_clear()  # never a connector object of the parent's
+    # The worker itself uses few client retries (it must stay responsive); a run rides out a
+    # Prefect restart with the usual back-off instead.
+    with temporary_settings(updates={PREFECT_CLIENT_MAX_RETRIES: 6}):
+        state = run_flow(flow, flow_run=flow_run, parameters=flow_run.parameters or {}, return_type="state")
+    if state.is_completed():
+        return COMPLETED
+    if state.is_crashed():
+        return CRASHED
+    return ENDED
+
+
+def _drain() -> None:
+    try:
+        from prefect.events.worker import EventsWorker
+        from prefect.logging.handlers import APILogWorker
+
+        APILogWorker.drain_all(timeout=5)
+        EventsWorker.drain_all(timeout=5)
+    except Exception:  # noqa: BLE001 - logs are best effort once the run's state is recorded
+        pass
