@@ -16,6 +16,6 @@ def email(order: Order, shipment: ShipmentResult, invoice: InvoiceResult) -> Ema
     with tracked(svc, order.order_id, "email"):
         rendered = render_confirmation(
             order, shipment, invoice, sender=svc.settings.orderpipe_email_from, seller_name=svc.seller.name,
-            reply_to=svc.seller.email,
+            reply_to=svc.seller.email, files=svc.files,
         )
         return svc.email.send(order, rendered.message, language=rendered.language, variables=rendered.variables)

@@ -11,10 +11,11 @@ reference ``<pi id>``), but whether PostNord deduplicates on ``messageId`` is un
 [U], so we do not rely on it. The doc offers no lookup of a booking by our reference, so
 lookup-before-create happens on our side, as the doc advises ("persist itemId + label before
 marking the step done; check your store before re-booking"): the moment PostNord answers
-with a booking, the answer (item id, tracking URL, label) is written atomically to a booking
-journal ``<data dir>/postnord/<pi id>.json``; a later call for the same order finds it and
-books nothing. A booking whose label was missing is journalled too, and a later call fetches
-the label by item id (``POST /rest/shipment/v3/labels/ids/pdf``) instead of re-booking.
+with a booking, the answer (item id, tracking URL, label) is committed to the booking
+journal, table ``postnord_bookings`` in orderpipe's database (shared by every worker
+machine, so a retry on another machine sees it); a later call for the same order finds it
+and books nothing. A booking whose label was missing is journalled too, and a later call
+fetches the label by item id (``POST /rest/shipment/v3/labels/ids/pdf``) instead of re-booking.
 
 Residual risk: a response lost in transit (timeout, connection reset, process killed between
 PostNord's answer and the journal write) leaves no journal entry, so the retry books again.
@@ -30,24 +31,26 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import logging
 import re
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import httpx
+from sqlalchemy import Engine, select, update
+from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import Session
 
 from orderpipe.connectors.base import FileStore, ShipmentResult, StoredFile
-from orderpipe.connectors.file_store_local import atomic_write, check_writable, os_error
 from orderpipe.connectors.http import DEFAULT_TIMEOUT, Throttle, call, make_client, no_throttle
 from orderpipe.connectors.json_body import dumps
-from orderpipe.errors import OrderDataError, PermanentError
+from orderpipe.db import get_engine, insert_ignore, session_scope
+from orderpipe.errors import OrderDataError, PermanentError, TransientError
 from orderpipe.order import Order
 from orderpipe.settings import Settings
+from orderpipe.tables import PostNordBooking, utcnow
 
 VENDOR = "PostNord"
 BOOK_PATH = "/rest/shipment/v3/edi/labels/pdf"
@@ -59,6 +62,7 @@ ISSUER_CODES = {"DK": "Z11", "SE": "Z12", "NO": "Z13", "FI": "Z14"}
 REQUIRED_ADDRESS = ("name", "line1", "postal_code", "city", "country")
 DEFAULT_PARCEL_KG = Decimal("1.0")
 
+log = logging.getLogger("orderpipe.postnord")
 _APIKEY_RE = re.compile(r"(apikey=)[^&\s\"']+", re.IGNORECASE)
 
 
@@ -89,7 +93,7 @@ class PostNordShipping:
     def __init__(self, settings: Settings, files: FileStore, tracking_url_template: str, *,
                  application_id: int | None = None, parcel_weight_kg: Decimal = DEFAULT_PARCEL_KG,
                  paper_size: str = "A5", timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
-                 throttle: Throttle = no_throttle) -> None:
+                 throttle: Throttle = no_throttle, engine: Engine | None = None) -> None:
         missing = [n for n, v in (("POSTNORD_API_KEY", settings.postnord_api_key),
                                   ("POSTNORD_CUSTOMER_NUMBER", settings.postnord_customer_number),
                                   ("POSTNORD_SERVICE_CODE", settings.postnord_service_code)) if not v]
@@ -104,7 +108,7 @@ class PostNordShipping:
         self.parcel_weight_kg = parcel_weight_kg
         self.paper_size = paper_size
         self.throttle = throttle
-        self.journal_dir = settings.data_dir / "postnord"
+        self.engine = engine if engine is not None else get_engine(settings.db_url)  # the booking journal
         self._api_key = settings.postnord_api_key or ""
         install_log_redaction()
         self.client = make_client(settings.postnord_api_base, timeout=timeout,
@@ -137,7 +141,7 @@ class PostNordShipping:
         except PermanentError as exc:
             label_error = str(exc)
         # Journal first: from here on, a retry never books this order again.
-        self._write_journal(order.order_id, record)
+        record = self._write_journal(order.order_id, record)
         if label_error is not None:
             raise PermanentError(
                 f"{label_error} (PostNord booked item {item_id}; a replay fetches the label by id, "
@@ -148,9 +152,10 @@ class PostNordShipping:
     def check(self) -> None:
         """Authenticated, read-only: list the agreement's service codes (books nothing).
 
-        Also proves the booking journal directory is writable: without it no booking is safe."""
+        Also proves the booking journal (orderpipe's database) is reachable and migrated:
+        without it no booking is safe. Writes nothing."""
         _issuer_code(self.settings)
-        check_writable(self.journal_dir, "PostNord booking journal")
+        self._check_journal()
         response = call(VENDOR, self.client, "GET", CHECK_PATH, params=self._params(), headers=self._headers())
         try:
             response.json()
@@ -250,7 +255,7 @@ class PostNordShipping:
             answer = _json(response, order, "label")
             printouts = answer if isinstance(answer, list) else answer.get("labelPrintout")
             record["label_b64"] = _label_b64(printouts, order)
-            self._write_journal(order.order_id, record)
+            self._store_label(order.order_id, record)
         return self._result(order, record, created=False)
 
     def _result(self, order: Order, record: dict[str, Any], *, created: bool) -> ShipmentResult:
@@ -260,33 +265,69 @@ class PostNordShipping:
                               tracking_url=record["tracking_url"], label=label, created=created)
 
     # ---- journal ------------------------------------------------------------------------------
-    def _journal_path(self, order_id: str) -> Path:
+    @staticmethod
+    def _valid_order_id(order_id: str) -> str:
         if not re.fullmatch(r"[A-Za-z0-9_\-]+", order_id):
             raise OrderDataError(f"order id {order_id!r} is not a PaymentIntent id (step: shipment)")
-        return self.journal_dir / f"{order_id}.json"
+        return order_id
 
     def _read_journal(self, order_id: str) -> dict[str, Any] | None:
-        path = self._journal_path(order_id)
+        self._valid_order_id(order_id)
         try:
-            data = json.loads(path.read_text("utf-8"))
-        except FileNotFoundError:
+            with Session(self.engine) as session:
+                row = session.scalars(select(PostNordBooking).where(PostNordBooking.order_id == order_id)).first()
+        except SQLAlchemyError as exc:
+            # Nothing was booked yet by this call: a retry is safe.
+            raise TransientError(f"PostNord booking journal: cannot read order {order_id}'s booking: "
+                                 f"{_db_reason(exc)}") from None
+        if row is None:
             return None
-        except OSError as exc:
-            raise os_error(f"PostNord booking journal: cannot read {path}", exc) from exc
-        except ValueError:
-            raise PermanentError(f"PostNord booking journal {path} for order {order_id} is unreadable; "
-                                 "check the booking in PostNord before removing it") from None
-        return data if isinstance(data, dict) else None
+        return {"order_id": row.order_id, "item_id": row.item_id, "tracking_url": row.tracking_url,
+                "booking_id": row.booking_id, "label_b64": row.label_b64, "booked_at": row.booked_at}
 
-    def _write_journal(self, order_id: str, record: dict[str, Any]) -> None:
-        path = self._journal_path(order_id)
+    def _write_journal(self, order_id: str, record: dict[str, Any]) -> dict[str, Any]:
+        """Commit a fresh booking; the journalled one when another call got there first."""
+        values = {"order_id": order_id, "item_id": record["item_id"], "tracking_url": record["tracking_url"],
+                  "booking_id": None if record.get("booking_id") is None else str(record["booking_id"]),
+                  "label_b64": record.get("label_b64"), "booked_at": utcnow(), "updated_at": utcnow()}
         try:
-            atomic_write(path, json.dumps(record).encode("utf-8"))
-        except OSError as exc:
-            raise os_error(
+            with session_scope(self.engine) as session:
+                inserted = insert_ignore(session, PostNordBooking, values)
+        except SQLAlchemyError as exc:
+            raise PermanentError(
                 f"PostNord booked order {order_id} (item {record['item_id']}) but the booking journal "
-                f"{path} could not be written; do not replay before checking PostNord", exc
-            ) from exc
+                f"could not be written ({_db_reason(exc)}); do not replay before checking PostNord"
+            ) from None
+        if inserted:
+            return record
+        first = self._read_journal(order_id)
+        if first is None:  # pragma: no cover - a journal row is never deleted
+            raise PermanentError(f"PostNord booking journal of order {order_id} vanished; check PostNord")
+        log.warning("order %s was booked twice at PostNord at the same time: keeping item %s, item %s is a "
+                    "duplicate to cancel (messageId %s)", order_id, first["item_id"], record["item_id"],
+                    message_id(order_id))
+        if not first.get("label_b64") and record.get("label_b64") and first["item_id"] == record["item_id"]:
+            first["label_b64"] = record["label_b64"]
+        return first
+
+    def _store_label(self, order_id: str, record: dict[str, Any]) -> None:
+        """Complete a journalled booking with the label fetched by item id."""
+        try:
+            with session_scope(self.engine) as session:
+                session.execute(update(PostNordBooking).where(PostNordBooking.order_id == order_id)
+                                .values(label_b64=record["label_b64"], updated_at=utcnow()))
+        except SQLAlchemyError as exc:
+            # The label is fetched by id again next time; nothing is booked twice.
+            raise TransientError(f"PostNord booking journal: cannot store order {order_id}'s label: "
+                                 f"{_db_reason(exc)}") from None
+
+    def _check_journal(self) -> None:
+        try:
+            with Session(self.engine) as session:
+                session.scalars(select(PostNordBooking.order_id).limit(1)).first()
+        except SQLAlchemyError as exc:
+            raise PermanentError(f"PostNord booking journal: orderpipe's database cannot be read "
+                                 f"({_db_reason(exc)}); without it no booking is safe") from None
 
     # ---- helpers ------------------------------------------------------------------------------
     def _params(self, **extra: str) -> dict[str, str]:
@@ -301,6 +342,13 @@ class PostNordShipping:
 
     def _template_url(self, tracking_number: str) -> str:
         return self.tracking_url_template.format(tracking_number=tracking_number)
+
+
+def _db_reason(exc: SQLAlchemyError) -> str:
+    """The driver's first line (no SQL, no parameters: labels are long, URLs hold nothing secret)."""
+    orig = getattr(exc, "orig", None)
+    text = str(orig if orig is not None else exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:200]
 
 
 def message_id(order_id: str) -> str:

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import base64
 import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
+from sqlmodel import Session
 
 from orderpipe.connectors.file_store_local import LocalFileStore
 from orderpipe.connectors.postnord import BOOK_PATH, LABEL_BY_ID_PATH, PostNordShipping
+from orderpipe.db import get_engine
 from orderpipe.errors import OrderDataError, PermanentError, TransientError
 from orderpipe.order import Address, Order, OrderLine
 from orderpipe.settings import Settings, load_settings
+from orderpipe.tables import PostNordBooking
 from tests.standins.postnord import API_KEY, SERVICE_CODES_PATH, PostNordStandIn
 from tests.standins.wsgi_thread import Fault
 
@@ -40,10 +45,16 @@ def standin() -> Iterator[PostNordStandIn]:
         yield s  # type: ignore[misc]
 
 
+def journal(db_url: str) -> list[PostNordBooking]:
+    with Session(get_engine(db_url)) as s:
+        return list(s.scalars(select(PostNordBooking)))
+
+
 @pytest.fixture
-def settings(monkeypatch: pytest.MonkeyPatch, data_dir: Path, standin: PostNordStandIn) -> Settings:
+def settings(monkeypatch: pytest.MonkeyPatch, data_dir: Path, sqlite_url: str, standin: PostNordStandIn) -> Settings:
     for name, value in {
-        "ORDERPIPE_DATA_DIR": str(data_dir), "ORDERPIPE_SHIPPING": "postnord", "POSTNORD_API_KEY": API_KEY,
+        "ORDERPIPE_DATA_DIR": str(data_dir), "DATABASE_URL": sqlite_url,
+        "ORDERPIPE_SHIPPING": "postnord", "POSTNORD_API_KEY": API_KEY,
         "POSTNORD_CUSTOMER_NUMBER": "0111111118", "POSTNORD_SERVICE_CODE": "19",
         "POSTNORD_API_BASE": standin.url, "ORDERPIPE_SELLER_NAME": "Painotalo Pikkuna Oy",
         "ORDERPIPE_SELLER_COUNTRY": "FI",
@@ -121,6 +132,85 @@ def test_repeat_after_a_crash_books_nothing_twice(
     assert (data_dir / "labels" / "pi_3PostNord1.pdf").read_bytes() == standin.bookings[0].label
 
 
+def other_machine(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, db_url: str) -> tuple[Settings, Path]:
+    """Settings of a second worker machine: its own, empty data dir; the shared database."""
+    empty = tmp_path / "other-machine"
+    empty.mkdir()
+    monkeypatch.setenv("ORDERPIPE_DATA_DIR", str(empty))
+    monkeypatch.setenv("DATABASE_URL", db_url)
+    return load_settings(), empty
+
+
+def test_journal_survives_a_new_process_with_an_empty_data_dir(
+    settings: Settings, files: LocalFileStore, standin: PostNordStandIn, any_db_url: str,
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", any_db_url)
+    first = PostNordShipping(load_settings(), files, TEMPLATE)
+    created = first.create_shipment(make_order())
+    first.close()  # the machine is gone before Prefect records the result
+
+    other_settings, empty = other_machine(monkeypatch, tmp_path, any_db_url)
+    second = PostNordShipping(other_settings, LocalFileStore(empty), TEMPLATE)
+    again = second.create_shipment(make_order())
+    second.close()
+
+    assert len(standin.bookings) == 1 and len(standin.calls("POST", BOOK_PATH)) == 1
+    assert again.tracking_number == created.tracking_number == standin.bookings[0].item_id
+    assert again.created is False and again.tracking_url == created.tracking_url
+    assert (empty / "labels" / "pi_3PostNord1.pdf").read_bytes() == standin.bookings[0].label
+    assert not (empty / "postnord").exists()  # nothing on the machine's disk but the label it stored
+    [row] = journal(any_db_url)
+    assert (row.order_id, row.item_id) == ("pi_3PostNord1", created.tracking_number)
+    assert row.booking_id == standin.bookings[0].booking_id and row.label_b64
+
+
+def test_a_booking_whose_label_failed_is_completed_by_another_machine(
+    settings: Settings, files: LocalFileStore, standin: PostNordStandIn, sqlite_url: str,
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+) -> None:
+    standin.next_booking = "label_fail"
+    first = PostNordShipping(settings, files, TEMPLATE)
+    with pytest.raises(PermanentError, match="a replay fetches the label by id"):
+        first.create_shipment(make_order())
+    first.close()
+    [row] = journal(sqlite_url)
+    assert row.item_id == standin.bookings[0].item_id and row.label_b64 is None  # journalled, label missing
+
+    other_settings, empty = other_machine(monkeypatch, tmp_path, sqlite_url)
+    second = PostNordShipping(other_settings, LocalFileStore(empty), TEMPLATE)
+    result = second.create_shipment(make_order())
+    again = second.create_shipment(make_order())
+    second.close()
+
+    [booking] = standin.bookings
+    assert len(standin.calls("POST", LABEL_BY_ID_PATH)) == 1  # the label is journalled once fetched
+    assert result.tracking_number == again.tracking_number == booking.item_id
+    assert (empty / "labels" / "pi_3PostNord1.pdf").read_bytes() == booking.label
+    [row] = journal(sqlite_url)
+    assert row.label_b64 and base64.b64decode(row.label_b64) == booking.label
+
+
+def test_check_verifies_the_journal_database_not_a_directory(
+    standin: PostNordStandIn, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, settings: Settings,
+) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the data dir would be")
+    monkeypatch.setenv("ORDERPIPE_DATA_DIR", str(blocker))  # no writable journal dir anywhere
+    connector = PostNordShipping(load_settings(), LocalFileStore(tmp_path), TEMPLATE)
+    connector.check()  # the migrated database is enough
+    connector.close()
+
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'never-migrated.db'}")
+    unmigrated = PostNordShipping(load_settings(), LocalFileStore(tmp_path), TEMPLATE)
+    with pytest.raises(PermanentError, match="PostNord booking journal: orderpipe's database cannot be read"):
+        unmigrated.check()
+    with pytest.raises(TransientError, match="PostNord booking journal: cannot read"):
+        unmigrated.create_shipment(make_order())
+    unmigrated.close()
+    assert standin.bookings == []  # no journal, no booking
+
+
 def test_429_then_success(shipping: PostNordShipping, standin: PostNordStandIn) -> None:
     standin.inject(Fault(status=429, body={"message": "Too many requests"}, headers={"Retry-After": "3"}))
     with pytest.raises(TransientError) as exc:
@@ -159,7 +249,7 @@ def test_lost_answer_is_the_documented_residual_risk(shipping: PostNordShipping,
 
 @pytest.mark.parametrize("mode", ["status_fail", "empty"])
 def test_in_band_booking_failure_is_permanent(
-    shipping: PostNordShipping, standin: PostNordStandIn, data_dir: Path, mode: str
+    shipping: PostNordShipping, standin: PostNordStandIn, data_dir: Path, sqlite_url: str, mode: str
 ) -> None:
     standin.next_booking = mode
     with pytest.raises(PermanentError, match="PostNord cannot ship to FI for order pi_3PostNord1: ") as exc:
@@ -167,7 +257,7 @@ def test_in_band_booking_failure_is_permanent(
     if mode == "status_fail":
         assert "ERROR" in str(exc.value) and "not available to FI" in str(exc.value)
     assert not (data_dir / "labels").exists()
-    assert not (data_dir / "postnord").exists()
+    assert journal(sqlite_url) == []  # nothing booked, nothing journalled
 
 
 def test_refused_destination_names_country_and_order(shipping: PostNordShipping) -> None:

@@ -84,12 +84,35 @@ def test_prefix_replaces_the_folder_of_the_key(
     moto_s3: MotoS3, monkeypatch: pytest.MonkeyPatch, admin: Any, bucket: str
 ) -> None:
     admin.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
-    store = S3FileStore(configure(monkeypatch, moto_s3.url, bucket, prefix="shop-a/"))
-    stored = store.put("invoices/20260001.pdf", PDF, "application/pdf")
-    assert admin.get_object(Bucket=bucket, Key="shop-a/20260001.pdf")["Body"].read() == PDF
-    assert stored.key == "invoices/20260001.pdf"
+    monkeypatch.setenv("ORDERPIPE_S3_INVOICE_PREFIX", "shop-a/invoices/")
+    store = S3FileStore(configure(monkeypatch, moto_s3.url, bucket, prefix="shop-a/labels/"))
+    label = store.put("labels/pi_3S3a.pdf", PDF, "application/pdf")
+    invoice = store.put("invoices/2026-000001.pdf", PDF, "application/pdf")
+    assert admin.get_object(Bucket=bucket, Key="shop-a/labels/pi_3S3a.pdf")["Body"].read() == PDF
+    assert admin.get_object(Bucket=bucket, Key="shop-a/invoices/2026-000001.pdf")["Body"].read() == PDF
+    assert (label.key, invoice.key) == ("labels/pi_3S3a.pdf", "invoices/2026-000001.pdf")
     with pytest.raises(PermanentError, match="invalid key"):
         store.put("labels/", PDF, "application/pdf")
+
+
+def test_invoices_default_to_the_invoices_prefix(store: S3FileStore, admin: Any, bucket: str) -> None:
+    store.put("invoices/2026-000001.pdf", PDF, "application/pdf")
+    store.put("invoices/2026-000001.xml", b"<Invoice/>", "application/xml")
+    keys = sorted(o["Key"] for o in admin.list_objects_v2(Bucket=bucket).get("Contents", []))
+    assert keys == ["invoices/2026-000001.pdf", "invoices/2026-000001.xml"]
+    assert admin.head_object(Bucket=bucket, Key="invoices/2026-000001.xml")["ContentType"] == "application/xml"
+
+
+def test_get_and_exists_read_back_what_another_store_instance_put(
+    moto_s3: MotoS3, monkeypatch: pytest.MonkeyPatch, store: S3FileStore, bucket: str
+) -> None:
+    store.put("invoices/2026-000002.pdf", PDF, "application/pdf")
+    other = S3FileStore(configure(monkeypatch, moto_s3.url, bucket))  # another machine, same bucket
+    assert other.exists("invoices/2026-000002.pdf") is True
+    assert other.get("invoices/2026-000002.pdf") == PDF
+    assert other.exists("invoices/2026-999999.pdf") is False
+    with pytest.raises(PermanentError, match=f"S3 get s3://{bucket}/invoices/2026-999999.pdf: NoSuchKey"):
+        other.get("invoices/2026-999999.pdf")
 
 
 def test_check_heads_the_bucket_and_writes_nothing(store: S3FileStore, admin: Any, bucket: str) -> None:

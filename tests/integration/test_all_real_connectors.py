@@ -44,6 +44,7 @@ from tests.standins.zoho import CLIENT_ID, CLIENT_SECRET, REFRESH_TOKEN, ZohoSta
 REGION = "eu-north-1"
 AWS_KEY, AWS_SECRET = "testing", "testing-secret"
 S3_PREFIX = "shop-a/labels/"
+S3_INVOICE_PREFIX = "shop-a/invoices/"
 MAILGUN_KEY, MAILGUN_DOMAIN = "key-allreal-0123456789", "mg.example.fi"
 RESEND_KEY = "re_allreal_0123456789"
 TELEGRAM_TOKEN, TELEGRAM_CHAT = "123456789:AAE-allreal-token", -1001234567890
@@ -88,6 +89,9 @@ class Vendors:
 
     def s3_keys(self) -> list[str]:
         return sorted(o["Key"] for o in self.s3.list_objects_v2(Bucket=self.bucket).get("Contents", []))
+
+    def s3_object(self, key: str) -> bytes:
+        return bytes(self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read())
 
     def emails(self) -> list[tuple[list[str], list[bytes]]]:
         """(recipients, attachment bytes) of every message the email stand-in accepted."""
@@ -165,7 +169,8 @@ def vendors(request: pytest.FixtureRequest, allreal_moto_s3: MotoS3,
             "NETVISOR_CUSTOMER_KEY": CREDENTIALS["customer_key"], "NETVISOR_PARTNER_ID": CREDENTIALS["partner_id"],
             "NETVISOR_PARTNER_KEY": CREDENTIALS["partner_key"],
             "NETVISOR_ORGANISATION_ID": CREDENTIALS["organisation_id"], "NETVISOR_API_BASE": netvisor.url,
-            "ORDERPIPE_S3_BUCKET": bucket, "ORDERPIPE_S3_PREFIX": S3_PREFIX, "AWS_ENDPOINT_URL_S3": allreal_moto_s3.url,
+            "ORDERPIPE_S3_BUCKET": bucket, "ORDERPIPE_S3_PREFIX": S3_PREFIX,
+            "ORDERPIPE_S3_INVOICE_PREFIX": S3_INVOICE_PREFIX, "AWS_ENDPOINT_URL_S3": allreal_moto_s3.url,
             "AWS_REGION": REGION, "AWS_ACCESS_KEY_ID": AWS_KEY, "AWS_SECRET_ACCESS_KEY": AWS_SECRET,
             "ORDERPIPE_STATUS_CALLBACK_URL": shop.callback_url, "ORDERPIPE_STATUS_CALLBACK_SECRET": CALLBACK_SECRET,
             "ORDERPIPE_STATUS_CALLBACK_METHOD": "POST",
@@ -211,15 +216,19 @@ def test_order_is_fulfilled_through_every_real_connector_and_a_replay_creates_no
         assert deal["Stripe_PaymentIntent"] == order_id and deal["Contact_Name"]["id"] == contact["id"]
         [entry] = vendors.airtable.records.values()
         assert entry["fields"]["Order ID"] == order_id and entry["fields"]["Status"] == ALL_COMPLETED
-        assert vendors.s3_keys() == [f"{S3_PREFIX}{order_id}.pdf"]
-        label = vendors.s3.get_object(Bucket=vendors.bucket, Key=f"{S3_PREFIX}{order_id}.pdf")["Body"].read()
+        assert vendors.s3_keys() == sorted([f"{S3_PREFIX}{order_id}.pdf", f"{S3_INVOICE_PREFIX}{number}.pdf",
+                                            f"{S3_INVOICE_PREFIX}{number}.xml"])
+        label = vendors.s3_object(f"{S3_PREFIX}{order_id}.pdf")
         assert label == booking.label and label.startswith(b"%PDF")
+        assert b"<cbc:PayableAmount" in vendors.s3_object(f"{S3_INVOICE_PREFIX}{number}.xml")
+        assert not (data_dir / "invoices").exists() and not (data_dir / "postnord").exists()
         [invoice] = vendors.netvisor.invoices
         assert invoice.number == number and invoice.our_reference == order_id
         [(recipients, attachments)] = vendors.emails()
         assert recipients == [row.customer_email]
-        invoice_pdf = (data_dir / "invoices" / f"{number}.pdf").read_bytes()
-        assert attachments == [invoice_pdf]  # all three transports carry the invoice PDF
+        invoice_pdf = vendors.s3_object(f"{S3_INVOICE_PREFIX}{number}.pdf")
+        assert invoice_pdf.startswith(b"%PDF")
+        assert attachments == [invoice_pdf]  # all three transports carry the bucket's invoice PDF
         [callback] = vendors.shop.deliveries
         assert shop_verifies(callback.raw, callback.signature, CALLBACK_SECRET)
         assert callback.method == "POST"
@@ -263,7 +272,7 @@ def test_a_failing_step_alerts_the_real_sink_naming_order_and_step(
         assert row.invoice_number == number
 
         assert vendors.postnord.requests == []  # the order was refused before anything was sent
-        assert vendors.s3_keys() == []
+        assert vendors.s3_keys() == [f"{S3_INVOICE_PREFIX}{number}.pdf", f"{S3_INVOICE_PREFIX}{number}.xml"]
         assert len(vendors.zoho.records["Deals"]) == 1
         [invoice] = vendors.netvisor.invoices
         assert invoice.number == number and invoice.our_reference == order_id
