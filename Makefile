@@ -1,10 +1,10 @@
-# orderpipe — make install | demo | up | test | lint | bench-smoke
+# orderpipe — make install | demo | up | test | lint | bench | bench-smoke
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo up test lint bench-smoke clean
+.PHONY: install demo up test lint bench bench-smoke clean
 
 install: $(STAMP)
 
@@ -26,8 +26,13 @@ test: install
 lint: install
 	$(BIN)/ruff check .
 
+BENCH_ARGS ?=
+
+bench: install
+	$(BIN)/python -m benchmarks.bench $(BENCH_ARGS)
+
 bench-smoke: install
-	$(BIN)/python -m benchmarks.smoke --orders 50
+	$(BIN)/python -m benchmarks.bench --quick $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .orderpipe .pytest_cache
