@@ -67,7 +67,7 @@ def singles(target: Target, n: int, timeout: float, tag: str) -> dict[str, Any]:
     for i in range(n):
         prog.update(f"{i}/{n}")
         sub = target.submit(f"{tag}{i}")
-        res = wait_final(target, [sub], timeout, poll=0.1).get(sub.key)
+        res = wait_final(target, [sub], timeout, poll=0.2).get(sub.key)
         if res is None:
             states.append("TIMEOUT")
             continue
