@@ -219,6 +219,7 @@ class Worker:
             fr.state = result.state
             pid = fork_run(flow, fr)
             self.children[pid] = Child(pid, rid, fr.name, time.monotonic())
+            self._duty("lease pid", lambda r=rid, p=pid: leases.set_pid(self.engine, r, p))
             forked = True
         return forked
 
