@@ -50,7 +50,7 @@ def order_markdown(
         + (f" ([track]({shipment.tracking_url}))" if shipment else ""),
         f"**Label:** {shipment.label.url or shipment.label.path if shipment else '-'}",
         f"**Invoice:** {invoice.invoice_number if invoice else '-'}"
-        + (f" (`{invoice.pdf_path or invoice.pdf_key}`)" if invoice and (invoice.pdf_path or invoice.pdf_key) else ""),
+        + (f" (`{_invoice_file(invoice)}`)" if invoice and _invoice_file(invoice) else ""),
         f"**CRM deal:** {crm.deal_id if crm else '-'}",
         f"**Email:** {email.transport + ' ' + (email.location or email.message_id) if email else '-'}",
         "",
@@ -60,3 +60,8 @@ def order_markdown(
     for step, state in steps.items():
         rows.append(f"| {step} | {state}{' — ' + errors[step] if step in errors else ''} |")
     return "\n".join(rows) + "\n"
+
+
+def _invoice_file(invoice: InvoiceResult) -> str | None:
+    """The local path, else the file store key (results cached by older versions have no key)."""
+    return invoice.pdf_path or getattr(invoice, "pdf_key", None)

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import logging
 import re
 import uuid
@@ -61,6 +62,7 @@ ISSUER_CODES = {"DK": "Z11", "SE": "Z12", "NO": "Z13", "FI": "Z14"}
 # consignee address fields PostNord needs, as Order.shipping_address attributes
 REQUIRED_ADDRESS = ("name", "line1", "postal_code", "city", "country")
 DEFAULT_PARCEL_KG = Decimal("1.0")
+LEGACY_JOURNAL_DIR = "postnord"  # <data dir>/postnord/<pi>.json, the journal before it moved to the database
 
 log = logging.getLogger("orderpipe.postnord")
 _APIKEY_RE = re.compile(r"(apikey=)[^&\s\"']+", re.IGNORECASE)
@@ -119,7 +121,7 @@ class PostNordShipping:
 
     # ---- ShippingConnector ----------------------------------------------------------------
     def create_shipment(self, order: Order) -> ShipmentResult:
-        journal = self._read_journal(order.order_id)
+        journal = self._read_journal(order.order_id) or self._import_legacy_journal(order.order_id)
         if journal is not None:
             return self._from_journal(order, journal)
         body = self.booking_body(order)  # validates the order before anything is sent
@@ -309,6 +311,24 @@ class PostNordShipping:
         if not first.get("label_b64") and record.get("label_b64") and first["item_id"] == record["item_id"]:
             first["label_b64"] = record["label_b64"]
         return first
+
+    def _import_legacy_journal(self, order_id: str) -> dict[str, Any] | None:
+        """A booking journalled by an older orderpipe in ``<data dir>/postnord/<pi>.json``: moved
+        into the database, so an order booked before the upgrade is not booked again."""
+        path = self.settings.data_dir / LEGACY_JOURNAL_DIR / f"{order_id}.json"
+        try:
+            data = json.loads(path.read_text("utf-8"))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError):
+            raise PermanentError(f"PostNord booking journal {path} for order {order_id} is unreadable; "
+                                 "check the booking in PostNord before removing it") from None
+        if not isinstance(data, dict) or not data.get("item_id"):
+            return None
+        record = {"order_id": order_id, "item_id": str(data["item_id"]),
+                  "tracking_url": str(data.get("tracking_url") or self._template_url(str(data["item_id"]))),
+                  "booking_id": data.get("booking_id"), "label_b64": data.get("label_b64")}
+        return self._write_journal(order_id, record)
 
     def _store_label(self, order_id: str, record: dict[str, Any]) -> None:
         """Complete a journalled booking with the label fetched by item id."""

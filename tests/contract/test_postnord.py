@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -19,7 +20,7 @@ from orderpipe.errors import OrderDataError, PermanentError, TransientError
 from orderpipe.order import Address, Order, OrderLine
 from orderpipe.settings import Settings, load_settings
 from orderpipe.tables import PostNordBooking
-from tests.standins.postnord import API_KEY, SERVICE_CODES_PATH, PostNordStandIn
+from tests.standins.postnord import API_KEY, SERVICE_CODES_PATH, PostNordStandIn, label_pdf
 from tests.standins.wsgi_thread import Fault
 
 TEMPLATE = "https://track.example/{tracking_number}"
@@ -189,6 +190,24 @@ def test_a_booking_whose_label_failed_is_completed_by_another_machine(
     assert (empty / "labels" / "pi_3PostNord1.pdf").read_bytes() == booking.label
     [row] = journal(sqlite_url)
     assert row.label_b64 and base64.b64decode(row.label_b64) == booking.label
+
+
+def test_a_booking_journalled_on_disk_by_an_older_version_moves_into_the_database(
+    shipping: PostNordShipping, standin: PostNordStandIn, data_dir: Path, sqlite_url: str,
+) -> None:
+    label = label_pdf("00370712345678901234")
+    legacy = data_dir / "postnord" / "pi_3PostNord1.json"
+    legacy.parent.mkdir()
+    legacy.write_text(json.dumps({"order_id": "pi_3PostNord1", "item_id": "00370712345678901234",
+                                  "tracking_url": "https://tracking.postnord.com/fi/?id=00370712345678901234",
+                                  "booking_id": "B-1", "label_b64": base64.b64encode(label).decode(),
+                                  "booked_at": "2026-11-30T10:00:00+00:00"}))
+    result = shipping.create_shipment(make_order())
+    assert standin.requests == []  # booked before the upgrade: not booked again
+    assert result.tracking_number == "00370712345678901234" and result.created is False
+    assert (data_dir / "labels" / "pi_3PostNord1.pdf").read_bytes() == label
+    [row] = journal(sqlite_url)
+    assert (row.item_id, row.booking_id) == ("00370712345678901234", "B-1")
 
 
 def test_check_verifies_the_journal_database_not_a_directory(
