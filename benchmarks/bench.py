@@ -177,6 +177,12 @@ def table(out: dict[str, Any]) -> str:
     row("Prefect DB growth KiB per unit",
         lambda r: f"{_num(r['burst']['prefect_db_kib_per_unit'], '{:.0f}')} "
                   f"({'PG' if r['database'] == 'postgres' else 'SQLite'})")
+    row("machine during burst: busy %", lambda r: _num(r["burst"]["machine"]["busy_pct"], "{:.0f}"))
+    row("  CPU-s per unit: Postgres cluster",
+        lambda r: _num(r["burst"]["machine"]["postgres_cluster_cpu_s"] / r["burst"]["n"]))
+    row("  CPU-s: bench driver / everything else",
+        lambda r: f"{_num(r['burst']['machine']['bench_driver_cpu_s'], '{:.0f}')} / "
+                  f"{_num(r['burst']['machine']['other_cpu_s'], '{:.0f}')}")
     row("wall s", lambda r: _num(r["wall_s"], "{:.0f}"))
 
     header = ["stock serve()" if n_ == "stock" else n_ for n_ in names]

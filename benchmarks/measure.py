@@ -84,6 +84,9 @@ def burst(target: Target, n: int, timeout: float, tag: str = "b") -> dict[str, A
     """n units submitted back to back, then waited for; CPU, memory and DB growth around it."""
     roots = target.roots()
     db_before = target.db_size()
+    pg_roots = procstats.postgres_roots()
+    pg_before = procstats.cpu_snapshot(pg_roots, _postgres)
+    machine_before, self_before = procstats.machine_cpu(), procstats.self_cpu()
     cpu_before = procstats.cpu_snapshot(roots, target.classifier)
     prog = Progress(f"{target.label} burst")
     subs: list[Submitted] = []
@@ -96,6 +99,8 @@ def burst(target: Target, n: int, timeout: float, tag: str = "b") -> dict[str, A
         submit_s = time.time() - t0
         done = wait_final(target, subs, timeout, prog)
         cpu_after = procstats.cpu_snapshot(roots, target.classifier)
+        machine_after, self_after = procstats.machine_cpu(), procstats.self_cpu()
+        pg_after = procstats.cpu_snapshot(pg_roots, _postgres)
         sampler.sample()
     db_after = target.db_size()
     completed = [s for s in subs if done.get(s.key, {}).get("state") == "COMPLETED"]
@@ -104,6 +109,10 @@ def burst(target: Target, n: int, timeout: float, tag: str = "b") -> dict[str, A
     last_end = max((done[s.key]["end"] for s in completed), default=None)
     span = (last_end - first_sent) if last_end else None
     cpu = procstats.cpu_delta(cpu_before, cpu_after)
+    busy = machine_after[0] - machine_before[0]
+    wall = machine_after[1] - machine_before[1]
+    driver = self_after - self_before
+    pg_cpu = procstats.cpu_delta(pg_before, pg_after).get("postgres", 0.0)
     per_order = {role: round(sec / len(completed), 3) for role, sec in cpu.items()} if completed else {}
     not_completed = {s.key: done.get(s.key, {}).get("state", "TIMEOUT") for s in subs if s not in completed}
     prog.done(f"{len(completed)}/{n} completed in {_fmt(span)} s"
@@ -124,6 +133,14 @@ def burst(target: Target, n: int, timeout: float, tag: str = "b") -> dict[str, A
         "cpu_s_per_unit": per_order,
         "cpu_s_by_command": procstats.label_delta(cpu_before, cpu_after),
         "cpu_window_s": round(cpu_after.at - cpu_before.at, 2),
+        # the whole machine over the same window: how noisy it was, and who else used it
+        "machine": {
+            "busy_pct": round(100 * busy / wall, 1) if wall else None,
+            "busy_cpu_s": round(busy, 2),
+            "postgres_cluster_cpu_s": round(pg_cpu, 2),  # every database of the cluster, not only ours
+            "bench_driver_cpu_s": round(driver, 2),  # this process: posting, the Stripe stand-in, polling
+            "other_cpu_s": round(busy - sum(cpu.values()) - driver - pg_cpu, 2),
+        },
         "peak_rss_mib": {r: round(v / 2**20, 1) for r, v in peak.rss.items()},
         "peak_pss_mib": ({r: round(v / 2**20, 1) for r, v in peak.pss.items()} if peak.pss_available else None),
         "peak_procs": peak.procs,
@@ -132,6 +149,10 @@ def burst(target: Target, n: int, timeout: float, tag: str = "b") -> dict[str, A
         "prefect_db_kib_per_unit": (round((db_after - db_before) / 1024 / n, 1)
                                     if db_before is not None and db_after is not None else None),
     }
+
+
+def _postgres(_lineage: list[str]) -> str:
+    return "postgres"
 
 
 def _r(x: float | None, nd: int = 2) -> float | None:

@@ -235,3 +235,30 @@ def _is_zombie(pid: int) -> bool:
         return raw[raw.rindex(")") + 2] in "ZX"
     except (FileNotFoundError, ProcessLookupError):
         return True
+
+
+def machine_cpu() -> tuple[float, float]:
+    """(busy, total) CPU-seconds of the whole machine since boot, summed over CPUs (/proc/stat)."""
+    with open("/proc/stat") as f:
+        vals = [int(x) for x in f.readline().split()[1:9]]  # user nice system idle iowait irq softirq steal
+    total = sum(vals)
+    return (total - vals[3] - vals[4]) / CLK_TCK, total / CLK_TCK
+
+
+def self_cpu() -> float:
+    """CPU-seconds of this process (all its threads: the driver, the Stripe stand-in, the sampler)."""
+    import resource
+
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_utime + ru.ru_stime
+
+
+def postgres_roots() -> list[int]:
+    """The postmaster(s) on this machine: postgres processes whose parent is not one."""
+    procs = all_procs()
+
+    def is_pg(p: Proc) -> bool:
+        first = p.cmdline.split(" ", 1)[0]
+        return first.endswith("/postgres") or first == "postgres" or p.cmdline.startswith("postgres:")
+
+    return [p.pid for p in procs.values() if is_pg(p) and not (p.ppid in procs and is_pg(procs[p.ppid]))]
