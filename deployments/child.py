@@ -10,6 +10,7 @@ never leaves a run executing that nobody watches.
 
 from __future__ import annotations
 
+import copy
 import ctypes
 import logging
 import os
@@ -62,6 +63,7 @@ def _run(flow: Any, flow_run: Any) -> int:
     from orderpipe.bootstrap import process_services
 
     process_services.cache_clear()  # never a connector object of the parent's
+    flow = _without_rename(flow, flow_run)
     # The worker itself uses few client retries (it must stay responsive); a run rides out a
     # Prefect restart with the usual back-off instead.
     with temporary_settings(updates={PREFECT_CLIENT_MAX_RETRIES: 6}):
@@ -71,6 +73,23 @@ def _run(flow: Any, flow_run: Any) -> int:
     if state.is_crashed():
         return CRASHED
     return ENDED
+
+
+def _without_rename(flow: Any, flow_run: Any) -> Any:
+    """The dispatcher names runs at creation (`order-<pi id>`); when the run already has the
+    name the flow's template gives, skip the engine's rename request."""
+    template = getattr(flow, "flow_run_name", None)
+    if not isinstance(template, str):
+        return flow
+    try:
+        wanted = template.format(**(flow_run.parameters or {}))
+    except (KeyError, IndexError, ValueError):
+        return flow
+    if wanted != flow_run.name:
+        return flow
+    plain = copy.copy(flow)
+    plain.flow_run_name = None
+    return plain
 
 
 def _drain() -> None:

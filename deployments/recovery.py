@@ -72,8 +72,8 @@ class Recovery:
         alerts.raise_alert(self.engine, sink, alert)
 
 
-def orphans(client: Any, engine: Engine, pool: str, mine: set[str], stale_after: float) -> list[tuple[Any, Any]]:
-    """(run, lease) for runs of the pool in Pending/Running/Cancelling that no live worker holds."""
+def active_runs(client: Any, pool: str) -> list[Any]:
+    """Runs of the pool that some executor should be holding: Pending, Running, Cancelling."""
     from prefect.client.schemas.filters import (
         FlowRunFilter,
         FlowRunFilterState,
@@ -83,11 +83,15 @@ def orphans(client: Any, engine: Engine, pool: str, mine: set[str], stale_after:
     )
     from prefect.client.schemas.objects import StateType
 
-    active = client.read_flow_runs(
+    return list(client.read_flow_runs(
         flow_run_filter=FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(
             any_=[StateType.PENDING, StateType.RUNNING, StateType.CANCELLING]))),
         work_pool_filter=WorkPoolFilter(name=WorkPoolFilterName(any_=[pool])), limit=200,
-    )
+    ))
+
+
+def orphans(active: list[Any], engine: Engine, mine: set[str], stale_after: float) -> list[tuple[Any, Any]]:
+    """(run, lease) for the active runs that no live worker holds (their lease stopped beating)."""
     held = leases.all_leases(engine)
     now = datetime.now(UTC)
     out = []
@@ -100,7 +104,7 @@ def orphans(client: Any, engine: Engine, pool: str, mine: set[str], stale_after:
             continue
         since = run.state.timestamp if run.state is not None else None
         if lease is None and since is not None and since > now - timedelta(seconds=stale_after):
-            continue  # just claimed by a worker that writes its lease first; give it the lease time
+            continue  # claimed by an executor that holds no lease (not orderpipe's): give it time
         out.append((run, lease))
     active_ids = {str(r.id) for r in active}
     for rid, lease in held.items():  # leases left by a worker that died after its run ended

@@ -38,7 +38,7 @@ from orderpipe.settings import Settings
 
 log = logging.getLogger("orderpipe.worker")
 DISPATCH_EVERY = 2.0
-CANCEL_CHECK_EVERY = 1.0
+WATCH_EVERY = 2.0
 POOL_HEARTBEAT_EVERY = 30.0
 
 
@@ -102,6 +102,7 @@ class Worker:
 
             self.client = client
             self._flows = apply_all(s, client)
+            self._warm_child_caches()
             self.recovery = Recovery(self.engine, client, self.name, self._alert_sink)
             self.dispatcher = Dispatcher(self.engine, client=client)
             beat.start()
@@ -140,14 +141,13 @@ class Worker:
                     poll_now = self._duty("dispatch", self.dispatcher.dispatch_once) or poll_now
                 if self._is_due("pool-heartbeat", POOL_HEARTBEAT_EVERY, now):
                     self._duty("pool heartbeat", self._pool_heartbeat)
-                if self._is_due("watchdog", self.lease_seconds / 3, now):
-                    self._duty("watchdog", self._sweep)
                 if len(self.children) < self.limit and (poll_now or self._is_due("poll", poll_every, now)):
                     poll_now = False
                     self._due["poll"] = now + poll_every
                     self._duty("poll", self._claim_and_fork)
-            if self.children and self._is_due("cancel-check", CANCEL_CHECK_EVERY, now):
-                self._duty("cancel check", self._stop_cancelled)
+            watch_every = WATCH_EVERY if self.children else self.lease_seconds / 3  # idle: the sweep alone
+            if (self.children or not self.stopping) and self._is_due("watch", watch_every, now):
+                self._duty("watch", self._watch)
             if poll_now and len(self.children) < self.limit:
                 continue
             timeout = self._sleep_time(poll_every)
@@ -167,11 +167,9 @@ class Worker:
         """Until the next duty that can act now (no busy loop while full or idle)."""
         if self.stopping:
             return 0.2
-        duties = ["dispatch", "pool-heartbeat", "watchdog"]
+        duties = ["dispatch", "pool-heartbeat", "watch"]
         if len(self.children) < self.limit:
             duties.append("poll")
-        if self.children:
-            duties.append("cancel-check")
         due = min((self._due[d] for d in duties if d in self._due), default=0.0)
         return min(poll_every, max(0.01, due - time.monotonic()))
 
@@ -223,6 +221,27 @@ class Worker:
             forked = True
         return forked
 
+    def _warm_child_caches(self) -> None:
+        """Read once here what every run's engine would read again (its events name the run's
+        flow, deployment, work queue and pool): forked children inherit Prefect's cache of it."""
+        from prefect.events.related import RESOURCE_CACHE
+        from prefect.types._datetime import now
+
+        def put(kind: str, key: object, obj: object) -> None:
+            RESOURCE_CACHE[f"{kind}.{key}"] = ({"kind": kind, "object": obj}, now("UTC"))  # type: ignore[assignment]
+
+        try:
+            pool = self.client.read_work_pool(self.pool)
+            put("work-pool", self.pool, pool)
+            if pool.default_queue_id:
+                put("work-queue", pool.default_queue_id, self.client.read_work_queue(pool.default_queue_id))
+            for dep_id in self._flows:
+                dep = self.client.read_deployment(dep_id)
+                put("deployment", dep_id, dep)
+                put("flow", dep.flow_id, self.client.read_flow(dep.flow_id))
+        except Exception as exc:  # noqa: BLE001 - only an optimisation: children read what they miss
+            log.warning("could not pre-read run resources: %s", exc)
+
     def _flow_for(self, flow_run: Any) -> Any:
         flow = self._flows.get(flow_run.deployment_id)
         if flow is None and flow_run.deployment_id is not None:
@@ -258,39 +277,37 @@ class Worker:
             self._duty("recovery", lambda c=child, h=how: self.recovery.recover(
                 c.flow_run_id, f"its process on worker {self.name} {h}"))
 
-    def _stop_cancelled(self) -> None:
-        from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, FlowRunFilterState
-        from prefect.client.schemas.filters import FlowRunFilterStateType as Types
+    def _watch(self) -> None:
+        """One read of the pool's active runs: stop cancelled children; now and then, re-drive
+        runs whose worker is gone."""
         from prefect.client.schemas.objects import StateType
 
+        from deployments.recovery import active_runs, orphans
+
+        active = active_runs(self.client, self.pool)
         by_run = {c.flow_run_id: c for c in self.children.values() if not c.cancelled}
-        if not by_run:
+        for run in active:
+            child = by_run.get(str(run.id))
+            if child is not None and run.state_type == StateType.CANCELLING:
+                child.cancelled = True
+                try:
+                    os.kill(child.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                self.recovery.recover(child.flow_run_id, f"cancel requested in Prefect; process on {self.name} stopped")
+        now = time.monotonic()
+        if self.stopping or not self._is_due("sweep", self.lease_seconds / 3 - WATCH_EVERY / 2, now):
             return
-        runs = self.client.read_flow_runs(flow_run_filter=FlowRunFilter(
-            id=FlowRunFilterId(any_=list(by_run)),
-            state=FlowRunFilterState(type=Types(any_=[StateType.CANCELLING]))))
-        for run in runs:
-            child = by_run[str(run.id)]
-            child.cancelled = True
-            try:
-                os.kill(child.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            self.recovery.recover(child.flow_run_id, f"cancel requested in Prefect; process on {self.name} stopped")
-
-    # ---- keeping the pool honest ----------------------------------------------------
-    def _pool_heartbeat(self) -> None:
-        self.client.send_worker_heartbeat(self.pool, self.name, heartbeat_interval_seconds=POOL_HEARTBEAT_EVERY)
-
-    def _sweep(self) -> None:
-        from deployments.recovery import orphans
-
         mine = {c.flow_run_id for c in self.children.values()}
-        for run, lease in orphans(self.client, self.engine, self.pool, mine, self.lease_seconds):
+        for run, lease in orphans(active, self.engine, mine, self.lease_seconds):
             order_id = (run.parameters or {}).get("order_id")
             if leases.take_over(self.engine, lease, str(run.id), self.name, order_id):
                 who = f"worker {lease.worker}" if lease else "its executor"
                 self.recovery.recover(str(run.id), f"{who} stopped heartbeating (run was {run.state_name})")
+
+    # ---- keeping the pool honest ----------------------------------------------------
+    def _pool_heartbeat(self) -> None:
+        self.client.send_worker_heartbeat(self.pool, self.name, heartbeat_interval_seconds=POOL_HEARTBEAT_EVERY)
 
     def _lease_heartbeats(self, engine: Any, stop: threading.Event) -> None:
         every = max(1.0, self.lease_seconds / 6)

@@ -15,7 +15,7 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
-from prefect.client.orchestration import get_client
+from prefect.client.orchestration import SyncPrefectClient, get_client
 from prefect.context import get_run_context
 from prefect.futures import PrefectFuture
 
@@ -58,8 +58,12 @@ def _tag_run(country: str | None, currency: str) -> None:
     run = ctx.flow_run  # type: ignore[union-attr]
     tags = sorted(set(run.tags) | {f"country:{country or 'unknown'}", f"currency:{currency}"})
     try:
-        with get_client(sync_client=True) as client:
+        client = getattr(ctx, "client", None)
+        if isinstance(client, SyncPrefectClient):  # the engine's own client: no new connection
             client.update_flow_run(run.id, tags=tags)
+        else:
+            with get_client(sync_client=True) as fresh:
+                fresh.update_flow_run(run.id, tags=tags)
     except Exception as exc:  # noqa: BLE001 - tags help people search the UI; never fail an order for them
         get_run_logger().warning("could not tag the run with %s: %s", tags, exc)
 

@@ -60,5 +60,7 @@ def base_env(settings: Settings) -> dict[str, str]:
         # The local server has CSRF protection off: asking it for a token (422) costs every
         # new client a round trip.
         "PREFECT_CLIENT_CSRF_SUPPORT_ENABLED": "false",
+        # Every new client (one per flow-run process) would first ask /admin/version.
+        "PREFECT_CLIENT_SERVER_VERSION_CHECK_ENABLED": "false",
     }
     return env
