@@ -78,12 +78,15 @@ class Worker:
         from orderpipe.db import get_engine, make_engine, migrate
         from orderpipe.dispatcher import Dispatcher
         from orderpipe.rate_limits import ensure_rate_limits
+        from orderpipe.result_storage import configure_result_storage, warm_result_storage
         from orderpipe.wakeup import Listener
 
         s = self.settings
         migrate(s.db_url)
         self.engine = get_engine(s.db_url)
         ensure_rate_limits()
+        configure_result_storage(s)  # before the first fork: children inherit the decision
+        warm_result_storage()
         wake_r, wake_w = os.pipe()
         os.set_blocking(wake_r, False)
         os.set_blocking(wake_w, False)

@@ -115,3 +115,14 @@ def _saved(slug: str) -> bool:
     except Exception:  # noqa: BLE001 - any failure means "not usable"
         return False
     return True
+
+
+def warm_result_storage() -> None:
+    """Resolve the default result storage once in the worker: Prefect caches the resolved
+    storage per process, so every forked flow run inherits it instead of asking the server."""
+    from prefect.results import get_default_result_storage
+
+    try:
+        get_default_result_storage(_sync=True)  # type: ignore[call-overload]
+    except Exception:  # noqa: BLE001 - only an optimisation; a run resolves it itself
+        pass

@@ -9,8 +9,8 @@ from prefect.settings import PREFECT_API_URL, PREFECT_CLIENT_MAX_RETRIES, tempor
 from orderpipe import ledger
 from orderpipe.db import aware, get_engine
 from orderpipe.dispatcher import Dispatcher
-from orderpipe.wakeup import Listener, wake_after_commit, wake_file
 from orderpipe.tables import utcnow
+from orderpipe.wakeup import Listener, wake_after_commit, wake_file
 from tests.conftest import free_port
 
 
@@ -35,3 +35,30 @@ def test_sqlite_wake_file_wakes_the_listener(sqlite_url: str, data_dir: Path) ->
     wake_after_commit(engine, data_dir)
     assert wake_file(data_dir).exists()
     assert listener.poll() is True and listener.poll() is False
+
+
+def test_postgres_notify_from_the_recording_transaction_wakes_a_listener(postgres_url: str, data_dir: Path) -> None:
+    """A receiver on another machine wakes every worker's dispatcher without a shared disk."""
+    engine = get_engine(postgres_url)
+    listener = Listener(engine, data_dir / "elsewhere")  # a data dir the receiver never touches
+    assert listener.fileno() is not None and listener.poll() is False
+    assert ledger.record_missing_order(engine, "pi_NotifyMe", source="test")
+    import select
+
+    ready, _, _ = select.select([listener.fileno()], [], [], 5)
+    assert ready and listener.poll() is True
+    assert listener.poll() is False
+    listener.close()
+
+
+def test_two_dispatchers_on_postgres_never_claim_the_same_order(postgres_url: str) -> None:
+    from orderpipe.db import session_scope
+
+    engine = get_engine(postgres_url)
+    for i in range(4):
+        assert ledger.record_missing_order(engine, f"pi_Claim{i}", source="test")
+    with session_scope(engine) as first:
+        mine = ledger.claim_for_dispatch(first, limit=2)
+        with session_scope(engine) as second:
+            theirs = ledger.claim_for_dispatch(second, limit=10)
+    assert len(mine) == 2 and len(theirs) == 2 and not set(mine) & set(theirs)

@@ -31,16 +31,22 @@ from tests.worker_stack import MAILGUN_DOMAIN, MAILGUN_KEY, RuntimeWorld
 pytestmark = pytest.mark.timeout(420)
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RuntimeWorld]:
-    """orderpipe's database and the Prefect server both on SQLite, or both on Postgres."""
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def prefect_api(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    """(database kind, API URL): one Prefect server per kind for the module, on that database."""
+    if request.param == "postgres" and not os.environ.get("ORDERPIPE_TEST_DATABASE_URL"):
+        pytest.skip("POSTGRES TESTS SKIPPED: set ORDERPIPE_TEST_DATABASE_URL=postgresql+psycopg://... to run them")
     with ExitStack() as stack:
-        if request.param == "sqlite":
-            db_url, prefect_db = request.getfixturevalue("sqlite_url"), None
-        else:
-            db_url = request.getfixturevalue("postgres_url")
-            prefect_db = stack.enter_context(prefect_database())
-        api = stack.enter_context(prefect_server(tmp_path / "prefect", prefect_db))
+        prefect_db = stack.enter_context(prefect_database()) if request.param == "postgres" else None
+        yield request.param, stack.enter_context(prefect_server(tmp_path_factory.mktemp("prefect"), prefect_db))
+
+
+@pytest.fixture
+def world(request: pytest.FixtureRequest, prefect_api: tuple[str, str], tmp_path: Path) -> Iterator[RuntimeWorld]:
+    """orderpipe's database and the Prefect server both on SQLite, or both on Postgres."""
+    kind, api = prefect_api
+    db_url = request.getfixturevalue("sqlite_url" if kind == "sqlite" else "postgres_url")
+    with ExitStack() as stack:
         stripe_base, store = stack.enter_context(running_standin())
         mailgun = stack.enter_context(MailgunStandIn(api_key=MAILGUN_KEY, domain=MAILGUN_DOMAIN))
         w = RuntimeWorld(tmp_path / "world", db_url, api, stripe_base, store, mailgun)
