@@ -10,6 +10,8 @@ the run stays Crashed, the order is failed and a person is alerted once.
 from __future__ import annotations
 
 import logging
+import os
+import socket
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -72,6 +74,26 @@ class Recovery:
         alerts.raise_alert(self.engine, sink, alert)
 
 
+def default_worker_name() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+def dead_local_worker(name: str) -> bool:
+    """A worker of this machine (default name `<host>-<pid>`) whose process is gone: its leases
+    are void at once, so a restarted worker re-drives its predecessor's runs without waiting
+    for the lease time. Other names (another machine, ORDERPIPE_WORKER_NAME) wait for the lease."""
+    host, _, pid = name.rpartition("-")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
 def active_runs(client: Any, pool: str) -> list[Any]:
     """Runs of the pool that some executor should be holding: Pending, Running, Cancelling."""
     from prefect.client.schemas.filters import (
@@ -100,7 +122,7 @@ def orphans(active: list[Any], engine: Engine, mine: set[str], stale_after: floa
         if rid in mine:
             continue
         lease = held.get(rid)
-        if lease is not None and not leases.is_stale(lease, stale_after, now):
+        if lease is not None and not (leases.is_stale(lease, stale_after, now) or dead_local_worker(lease.worker)):
             continue
         since = run.state.timestamp if run.state is not None else None
         if lease is None and since is not None and since > now - timedelta(seconds=stale_after):

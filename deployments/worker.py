@@ -26,7 +26,6 @@ import logging
 import os
 import select
 import signal
-import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -63,7 +62,9 @@ class Worker:
     def __post_init__(self) -> None:
         s = self.settings
         self.limit = self.limit or s.orderpipe_run_limit
-        self.name = self.name or s.orderpipe_worker_name or f"{socket.gethostname()}-{os.getpid()}"
+        from deployments.recovery import default_worker_name
+
+        self.name = self.name or s.orderpipe_worker_name or default_worker_name()
         self.pool = s.orderpipe_work_pool
         self.lease_seconds = s.orderpipe_lease_seconds
         self._flows: dict[Any, Any] = {}
