@@ -187,6 +187,7 @@ def table(out: dict[str, Any]) -> str:
     row("  CPU-s: bench driver / everything else",
         lambda r: f"{_num(r['burst']['machine']['bench_driver_cpu_s'], '{:.0f}')} / "
                   f"{_num(r['burst']['machine']['other_cpu_s'], '{:.0f}')}")
+    row("  machine taken by everything else %", lambda r: _num(r["burst"]["machine"]["other_pct"], "{:.0f}"))
     row("wall s", lambda r: _num(r["wall_s"], "{:.0f}"))
 
     header = ["stock serve()" if n_ == "stock" else n_ for n_ in names]

@@ -139,7 +139,8 @@ def burst(target: Target, n: int, timeout: float, tag: str = "b") -> dict[str, A
             "busy_cpu_s": round(busy, 2),
             "postgres_cluster_cpu_s": round(pg_cpu, 2),  # every database of the cluster, not only ours
             "bench_driver_cpu_s": round(driver, 2),  # this process: posting, the Stripe stand-in, polling
-            "other_cpu_s": round(busy - sum(cpu.values()) - driver - pg_cpu, 2),
+            "other_cpu_s": round(busy - sum(cpu.values()) - driver - pg_cpu, 2),  # other users of the box
+            "other_pct": round(100 * (busy - sum(cpu.values()) - driver - pg_cpu) / wall, 1) if wall else None,
         },
         "peak_rss_mib": {r: round(v / 2**20, 1) for r, v in peak.rss.items()},
         "peak_pss_mib": ({r: round(v / 2**20, 1) for r, v in peak.pss.items()} if peak.pss_available else None),

@@ -135,6 +135,8 @@ def cpu_delta(before: CpuSnapshot, after: CpuSnapshot) -> dict[str, float]:
 
 
 def label_delta(before: CpuSnapshot, after: CpuSnapshot) -> dict[str, float]:
+    """Per command line; approximate (a child reaped in the window moves to its parent's label,
+    which can make the child's label negative). The per-role totals are exact."""
     labels = set(before.by_label) | set(after.by_label)
     d = {k: round(after.by_label.get(k, 0.0) - before.by_label.get(k, 0.0), 3) for k in labels}
     return dict(sorted(d.items(), key=lambda kv: -kv[1]))
