@@ -158,9 +158,18 @@ def build_services(settings: Settings, *, throttle: Throttle = no_throttle) -> S
                     callback)
 
 
+_preset: Settings | None = None
+
+
+def preset_settings(settings: Settings | None) -> None:
+    """The worker hands its already validated Settings to the flow runs it forks."""
+    global _preset
+    _preset = settings
+
+
 @functools.cache
 def process_services() -> Services:
     """The Services of this process (flow-run processes build them on first use)."""
     from orderpipe.rate_limits import prefect_throttle
 
-    return build_services(load_settings(), throttle=prefect_throttle)
+    return build_services(_preset or load_settings(), throttle=prefect_throttle)
