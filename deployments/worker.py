@@ -76,6 +76,7 @@ class Worker:
         from prefect.client.orchestration import get_client
         from prefect.settings import PREFECT_CLIENT_MAX_RETRIES, temporary_settings
 
+        from deployments import engine_tuning
         from deployments.definitions import apply_all
         from orderpipe.bootstrap import preset_settings
         from orderpipe.db import get_engine, make_engine, migrate
@@ -111,6 +112,7 @@ class Worker:
             self._flows = apply_all(s, client)
             self._warm_child_caches()
             preset_settings(s)
+            log.info("engine tuning for forked runs: %s", ", ".join(engine_tuning.apply()) or "none applied")
             warm(s)
             self.recovery = Recovery(self.engine, client, self.name, self._alert_sink)
             self.dispatcher = Dispatcher(self.engine, client=client)
@@ -139,7 +141,7 @@ class Worker:
         poll_now = True
         while True:
             now = time.monotonic()
-            self._reap()
+            poll_now = self._reap() or poll_now  # a slot just freed: fill it now, not at the next tick
             if self.stopping:
                 drain_deadline = drain_deadline or now + self.settings.orderpipe_drain_seconds
                 if not self.children or now >= drain_deadline:
@@ -265,17 +267,20 @@ class Worker:
                           flow_run.name, dep.name)
         return flow
 
-    def _reap(self) -> None:
+    def _reap(self) -> bool:
+        """Collect finished children; True when at least one ended."""
         from deployments.child import COMPLETED, ENDED
 
+        ended = False
         while self.children:
             try:
                 pid, status, usage = os.wait4(-1, os.WNOHANG)
             except ChildProcessError:
                 self.children.clear()
-                return
+                return True
             if pid == 0:
-                return
+                return ended
+            ended = True
             child = self.children.pop(pid, None)
             if child is None:
                 continue
@@ -288,6 +293,7 @@ class Worker:
             how = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exited with code {code}"
             self._duty("recovery", lambda c=child, h=how: self.recovery.recover(
                 c.flow_run_id, f"its process on worker {self.name} {h}"))
+        return ended
 
     def _watch(self) -> None:
         """One read of the pool's active runs: stop cancelled children; now and then, re-drive

@@ -15,7 +15,7 @@ from reportlab.lib.units import mm
 from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
 from orderpipe.invoice_doc import InvoiceDocument, InvoiceParty, TaxCategory, format_rate
-from orderpipe.pdf_fonts import printable, register
+from orderpipe.pdf_fonts import one_at_a_time, printable, register
 
 CATEGORY_LABELS = {
     TaxCategory.STANDARD: "Standard rate / Yleinen",
@@ -35,6 +35,7 @@ def format_amount(amount: int, exponent: int) -> str:
     return format(value, f",.{exponent}f").replace(",", "\u00a0")
 
 
+@one_at_a_time
 def render_invoice_pdf(doc: InvoiceDocument) -> bytes:
     regular, bold = register()
     styles = {

@@ -45,6 +45,7 @@ def _lines(canvas: Canvas, lines: list[str], *, x: float, y: float, font: str, s
     return y
 
 
+@pdf_fonts.one_at_a_time
 def render_label(
     *,
     tracking_number: str,

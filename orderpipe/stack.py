@@ -15,7 +15,7 @@ import httpx
 
 from orderpipe.db import migrate
 from orderpipe.prefect_env import (
-    SERVER_SERVICES_OFF,
+    SERVER_ENV,
     api_url,
     base_env,
     prefect_database_url,
@@ -85,7 +85,7 @@ class Stack:
         say = (lambda *_a: None) if quiet else (lambda msg: print(msg, flush=True))
 
         if not s.prefect_api_url:
-            server_env: dict[str, str] = dict(SERVER_SERVICES_OFF)
+            server_env: dict[str, str] = dict(SERVER_ENV)
             pg = prefect_database_url(s)
             if pg:
                 _ensure_postgres_database(s.db_url)

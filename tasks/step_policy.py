@@ -3,6 +3,7 @@ the retry condition (permanent errors are not retried) and step-state bookkeepin
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,7 +14,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.tasks import exponential_backoff
 
 from orderpipe.bootstrap import Services
-from orderpipe.errors import PermanentError, TransientError
+from orderpipe.errors import PermanentError, StepError, TransientError
 from orderpipe.ledger import set_step
 
 MAX_RETRY_AFTER = 60.0
@@ -62,6 +63,8 @@ def tracked(svc: Services, order_id: str, step: str) -> Iterator[None]:
             time.sleep(min(exc.retry_after, MAX_RETRY_AFTER))
         raise
     except BaseException as exc:
+        if not isinstance(exc, StepError):  # not a vendor's or the order's known failure: keep the trace
+            logging.getLogger("orderpipe.steps").exception("order %s: step %s raised", order_id, step)
         set_step(svc.engine, order_id, step, "failed", str(exc) or type(exc).__name__)
         raise
     set_step(svc.engine, order_id, step, "completed")

@@ -16,7 +16,7 @@ import httpx
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from orderpipe.prefect_env import SERVER_SERVICES_OFF
+from orderpipe.prefect_env import SERVER_ENV
 from tests.conftest import free_port
 
 QUIET_ENV = {
@@ -34,7 +34,7 @@ def prefect_server(home: Path, database_url: str | None = None) -> Iterator[str]
     """Yield the API URL of a fresh Prefect server (SQLite under `home`, or `database_url`)."""
     port = free_port()
     home.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, **QUIET_ENV, **SERVER_SERVICES_OFF, "PREFECT_HOME": str(home)}
+    env = {**os.environ, **QUIET_ENV, **SERVER_ENV, "PREFECT_HOME": str(home)}
     env.pop("PREFECT_API_URL", None)
     if database_url:
         env["PREFECT_API_DATABASE_CONNECTION_URL"] = database_url

@@ -63,3 +63,31 @@ def test_format_amount() -> None:
     assert format_amount(500, 0) == "500"
     assert format_amount(5120, 3) == "5.120"
     assert format_amount(0, 2) == "0.00"
+
+
+def test_label_and_invoice_pdfs_rendered_at_once_in_threads_are_both_whole() -> None:
+    """An order's shipment and invoice steps run concurrently: reportlab's shared font state
+    must never be touched by two renders at once (it once raised KeyError: 106)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from orderpipe.label_pdf import render_label
+
+    doc = build_invoice(reverse_charge_de(), SELLER, number="2026-000042", issue_date=ISSUE_DATE,
+                        default_vat_rate=FI_RATE)
+
+    def label(i: int) -> bytes:
+        return render_label(tracking_number=f"CP{i:09d}FI", sender_lines=["Shop Oy", "Katu 1", "00100 Helsinki"],
+                            recipient_lines=[f"Åsa Öberg {i}", "Storgatan 5", "11451 Stockholm", "SE"],
+                            order_id=f"pi_{i}")
+
+    import sys
+
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as the interpreter can
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            futures = [pool.submit(label, i) if i % 2 else pool.submit(render_invoice_pdf, doc) for i in range(60)]
+            pdfs = [f.result() for f in futures]
+    finally:
+        sys.setswitchinterval(switch)
+    assert all(p.startswith(b"%PDF") and p.rstrip().endswith(b"%%EOF") for p in pdfs)
