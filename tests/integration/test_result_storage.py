@@ -82,11 +82,19 @@ def _bucket_keys(env: dict[str, str], prefix: str = "") -> list[str]:
 
 def _step_states(db_url: str, order_id: str) -> dict[str, str]:
     """State name of each step's task run in the order's latest flow run, as the server has it."""
+    import time
+
     row = ledger.get_order(get_engine(db_url), order_id)
     assert row is not None and row.flow_run_id
-    with get_client(sync_client=True) as client:
-        runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[row.flow_run_id])))
-    return {r.name.rsplit("-", 1)[0]: r.state.name for r in runs if r.state is not None}
+    deadline = time.monotonic() + 15  # the server records task runs in batches, up to ~1 s late
+    while True:
+        with get_client(sync_client=True) as client:
+            runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[row.flow_run_id])))
+        states = {r.name.rsplit("-", 1)[0]: r.state.name for r in runs if r.state is not None}
+        final = {k: v for k, v in states.items() if v in ("Completed", "Cached", "Failed")}
+        if set(ledger.STEPS) <= set(final) or time.monotonic() > deadline:
+            return states
+        time.sleep(0.2)
 
 
 def _run_on_machine(monkeypatch: pytest.MonkeyPatch, api: str, stripe_base: str, data_dir: Path, db_url: str,
