@@ -54,11 +54,18 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10, connect_args={"connect_timeout": 5})
 
 
+_inherited_pools: list[object] = []
+
+
 def _after_fork_in_child() -> None:
-    """A forked flow-run process must never use its parent's pooled connections."""
+    """A forked flow-run process must never use its parent's pooled connections, nor close
+    them: closing runs the driver's goodbye on a socket or SQLite file the parent still uses
+    (psycopg sends Terminate; SQLite may checkpoint). The old pools are kept referenced, so
+    they are never collected; the child leaves with os._exit."""
     global _lock
     _lock = threading.Lock()
     for engine in _engines.values():
+        _inherited_pools.append(engine.pool)
         engine.dispose(close=False)
 
 
