@@ -29,7 +29,6 @@ log = logging.getLogger("orderpipe.recovery")
 class Recovery:
     engine: Engine
     client: Any
-    worker: str
     sink: Any  # a callable returning the AlertSink (built on first use)
 
     def recover(self, flow_run_id: str, reason: str) -> str:

@@ -114,7 +114,7 @@ class Worker:
             preset_settings(s)
             log.info("engine tuning for forked runs: %s", ", ".join(engine_tuning.apply()) or "none applied")
             warm(s)
-            self.recovery = Recovery(self.engine, client, self.name, self._alert_sink)
+            self.recovery = Recovery(self.engine, client, self._alert_sink)
             self.dispatcher = Dispatcher(self.engine, client=client)
             beat.start()
             log.info("worker %s: pool %s, limit %d, poll %.2fs", self.name, self.pool, self.limit,

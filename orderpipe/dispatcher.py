@@ -78,7 +78,6 @@ class Dispatcher:
 
                 client = stack.enter_context(get_client(sync_client=True))
             return self._start_all(client, order_ids, sessions)
-        return []  # pragma: no cover - ExitStack does not swallow
 
     def _start_all(self, client: Any, order_ids: list[str], sessions: Any) -> list[tuple[str, str]]:
         started: list[tuple[str, str]] = []
