@@ -9,6 +9,7 @@ against an interpreter per run). Its single-threaded loop:
   (deployments/child.py), at most `ORDERPIPE_RUN_LIMIT` at a time;
 - dispatches pending orders from the ledger (woken by Postgres NOTIFY or the SQLite wake
   file), so every worker machine also starts orders;
+- delivers the alerts outbox (rows the receiver or a step recorded), once each, with backoff;
 - reaps children: a child that died without finishing its run gets the run re-driven
   (deployments/recovery.py);
 - stops a child whose run was cancelled in Prefect (state Cancelling);
@@ -78,6 +79,7 @@ class Worker:
 
         from deployments import engine_tuning
         from deployments.definitions import apply_all
+        from orderpipe.alerts import Outbox
         from orderpipe.bootstrap import preset_settings
         from orderpipe.db import get_engine, make_engine, migrate
         from orderpipe.dispatcher import Dispatcher
@@ -116,6 +118,7 @@ class Worker:
             warm(s)
             self.recovery = Recovery(self.engine, client, self._alert_sink)
             self.dispatcher = Dispatcher(self.engine, client=client)
+            self.outbox = Outbox(self.engine, self._alert_sink())
             beat.start()
             log.info("worker %s: pool %s, limit %d, poll %.2fs", self.name, self.pool, self.limit,
                      s.orderpipe_poll_seconds)
@@ -150,6 +153,7 @@ class Worker:
                 if listener.poll() or self._is_due("dispatch", DISPATCH_EVERY, now):
                     self._due["dispatch"] = now + DISPATCH_EVERY
                     poll_now = self._duty("dispatch", self.dispatcher.dispatch_once) or poll_now
+                    self._duty("alerts", self.outbox.deliver_pending)
                 if self._is_due("pool-heartbeat", POOL_HEARTBEAT_EVERY, now):
                     self._duty("pool heartbeat", self._pool_heartbeat)
                 if len(self.children) < self.limit and (poll_now or self._is_due("poll", poll_every, now)):

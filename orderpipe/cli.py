@@ -251,7 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     try:
-        settings = load_settings()
+        settings = load_settings(connectors=args.command != "receiver")  # the receiver builds no connector
         code = args.func(settings, args)
     except SettingsError as exc:
         print(f"orderpipe {args.command}: {exc}", file=sys.stderr)

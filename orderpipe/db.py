@@ -19,6 +19,8 @@ from orderpipe import tables  # noqa: F401  (registers the tables on SQLModel.me
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 _engines: dict[str, Engine] = {}
+_readers: dict[int, Engine] = {}
+READ_ONLY = "orderpipe_read_only"
 _lock = threading.Lock()
 
 
@@ -46,9 +48,14 @@ def make_engine(url: str) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _on_begin(conn: Any) -> None:
-            # Take the write lock at the start: read-then-write transactions (invoice numbers,
-            # upserts) are then serialised instead of failing with "database is locked".
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # Writes take the write lock at the start: read-then-write transactions (invoice
+            # numbers, upserts) are then serialised instead of failing with "database is locked".
+            # Read-only transactions (reader(engine)) stay deferred: under WAL they never wait
+            # for, nor block, a writer.
+            if conn.get_execution_options().get(READ_ONLY):
+                conn.exec_driver_sql("BEGIN")
+            else:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10, connect_args={"connect_timeout": 5})
@@ -80,6 +87,15 @@ def get_engine(url: str) -> Engine:
         return engine
 
 
+def reader(engine: Engine) -> Engine:
+    """The same engine (same pool) for read-only transactions: on SQLite they begin deferred
+    (no write lock), on Postgres nothing changes. Never write through it."""
+    found = _readers.get(id(engine))
+    if found is None or found._proxied is not engine:  # type: ignore[attr-defined]
+        found = _readers[id(engine)] = engine.execution_options(**{READ_ONLY: True})
+    return found
+
+
 @contextmanager
 def session_scope(engine: Engine) -> Iterator[Session]:
     """A transaction: commit on success, roll back on error."""
@@ -109,7 +125,7 @@ def insert_ignore(session: Session, model: type[SQLModel], values: dict[str, Any
 
 def ping(engine: Engine) -> None:
     try:
-        with engine.connect() as conn:
+        with reader(engine).connect() as conn:
             conn.execute(text("SELECT 1"))
     except Exception as exc:  # noqa: BLE001 - any driver error means "unavailable"
         raise DatabaseUnavailable(str(exc).splitlines()[0]) from exc

@@ -16,7 +16,7 @@ from sqlmodel import Session
 
 from orderpipe import alerts
 from orderpipe.connectors.base import Alert
-from orderpipe.db import insert_ignore, session_scope
+from orderpipe.db import insert_ignore, reader, session_scope
 from orderpipe.tables import Event, OrderRecord, OrderStep, utcnow
 from orderpipe.wakeup import notify_in_transaction
 
@@ -40,6 +40,19 @@ class Classified:
     reason: str = ""
 
 
+def _checkout_order_id(obj: dict[str, Any]) -> str | None:
+    """A Checkout Session's order: its PaymentIntent, or for a free order (no payment
+    required, no PaymentIntent) the session itself (contract, "Order identity")."""
+    pi = obj.get("payment_intent")
+    if isinstance(pi, dict):
+        pi = pi.get("id")
+    if isinstance(pi, str) and pi:
+        return pi
+    if obj.get("payment_status") == "no_payment_required" and str(obj.get("id", "")).startswith("cs_"):
+        return str(obj["id"])
+    return None
+
+
 def classify(event: dict[str, Any]) -> Classified:
     """Decide from the (verified) event what to do. Order data itself is never taken from here."""
     etype = event.get("type", "")
@@ -49,13 +62,13 @@ def classify(event: dict[str, Any]) -> Classified:
     if etype.startswith("payment_intent."):
         order_id = obj.get("id") if str(obj.get("id", "")).startswith("pi_") else None
     elif etype.startswith("checkout.session."):
-        pi = obj.get("payment_intent")
-        order_id = pi if isinstance(pi, str) else (pi or {}).get("id") if isinstance(pi, dict) else None
+        order_id = _checkout_order_id(obj)
     else:
         order_id = None
     if etype in FULFILMENT_TYPES:
         if etype == "checkout.session.completed" and obj.get("payment_status") not in ("paid", "no_payment_required"):
-            return Classified("ignore", order_id, f"checkout session payment_status is {obj.get('payment_status')!r}")
+            return Classified("ignore", order_id,
+                              f"checkout session payment_status is {str(obj.get('payment_status'))[:40]!r}")
         if not order_id:
             return Classified("ignore", None, "paid event without a PaymentIntent id")
         return Classified("fulfil", order_id)
@@ -72,10 +85,28 @@ class Recorded:
     alert: Alert | None = None
 
 
-def record_event(engine: Engine, event: dict[str, Any], raw_body: str) -> Recorded:
-    """Durably record a verified event and, for a paid one, its order (at most once)."""
+def _text(value: Any, limit: int = 2000) -> str:
+    """Text from an event as a database takes it: no NUL, no lone surrogates, bounded."""
+    return str(value)[:limit].replace("\x00", "").encode("utf-8", "replace").decode("utf-8")
+
+
+def already_recorded(engine: Engine, event_id: str) -> bool:
+    """A read (no write lock, no transaction to commit): is this event in the ledger?"""
+    with reader(engine).connect() as conn:
+        return conn.execute(select(Event.id).where(Event.id == event_id)).first() is not None  # type: ignore[arg-type]
+
+
+def record_event(engine: Engine, event: dict[str, Any], raw_body: str, classified: Classified | None = None
+                 ) -> Recorded:
+    """Durably record a verified event and, for a paid one, its order (at most once).
+
+    A redelivery (Stripe retries, a retry storm) is answered from one indexed read; only
+    an event not seen yet opens a write transaction (whose unique constraints still decide
+    races between concurrent first deliveries)."""
     event_id = str(event["id"])
-    c = classify(event)
+    c = classified or classify(event)
+    if already_recorded(engine, event_id):
+        return Recorded("duplicate", event_id, c.order_id)
     status = {"fulfil": "accepted", "payment_failed": "ignored", "ignore": "ignored"}[c.action]
     alert: Alert | None = None
     with session_scope(engine) as s:
@@ -85,7 +116,7 @@ def record_event(engine: Engine, event: dict[str, Any], raw_body: str) -> Record
             dict(
                 id=event_id, type=str(event.get("type", "")), order_id=c.order_id,
                 livemode=bool(event.get("livemode", False)), raw_body=raw_body,
-                received_at=utcnow(), status=status, error=c.reason or None,
+                received_at=utcnow(), status=status, error=_text(c.reason) or None,
             ),
         )
         if not inserted:
@@ -105,9 +136,9 @@ def record_event(engine: Engine, event: dict[str, Any], raw_body: str) -> Record
         elif c.action == "payment_failed":
             obj = event["data"]["object"]
             err = (obj.get("last_payment_error") or {}).get("message") if isinstance(obj, dict) else None
-            message = f"payment failed for {c.order_id or obj.get('id')} ({event.get('type')})" + (
+            message = _text(f"payment failed for {c.order_id or obj.get('id')} ({event.get('type')})" + (
                 f": {err}" if err else ""
-            ) + "; nothing was fulfilled"
+            ) + "; nothing was fulfilled")
             alert = Alert(
                 dedupe_key=f"payment_failed:{event_id}", order_id=c.order_id, step=None,
                 kind="payment_failed", message=message, occurred_at=utcnow(),
@@ -143,7 +174,7 @@ def _due(now: datetime) -> Any:
 
 
 def due_for_dispatch(engine: Engine, limit: int = 50) -> list[str]:
-    with Session(engine) as s:
+    with Session(reader(engine)) as s:
         return list(s.scalars(_due(utcnow()).limit(limit)).all())
 
 
@@ -208,24 +239,24 @@ def set_step(engine: Engine, order_id: str, step: str, state: str, error: str | 
 
 
 def steps_of(engine: Engine, order_id: str) -> dict[str, str]:
-    with Session(engine) as s:
+    with Session(reader(engine)) as s:
         rows = s.scalars(select(OrderStep).where(OrderStep.order_id == order_id)).all()
     found = {r.step: r.state for r in rows}
     return {step: found.get(step, "pending") for step in STEPS}
 
 
 def get_order(engine: Engine, order_id: str) -> OrderRecord | None:
-    with Session(engine, expire_on_commit=False) as s:
+    with Session(reader(engine), expire_on_commit=False) as s:
         return s.get(OrderRecord, order_id)
 
 
 def recent_orders(engine: Engine, limit: int = 20) -> list[OrderRecord]:
-    with Session(engine, expire_on_commit=False) as s:
+    with Session(reader(engine), expire_on_commit=False) as s:
         return list(s.scalars(select(OrderRecord).order_by(OrderRecord.created_at.desc()).limit(limit)).all())  # type: ignore[attr-defined]
 
 
 def orders_in_states(engine: Engine, states: list[str], since: datetime | None = None) -> list[OrderRecord]:
-    with Session(engine, expire_on_commit=False) as s:
+    with Session(reader(engine), expire_on_commit=False) as s:
         q = select(OrderRecord).where(OrderRecord.state.in_(states))  # type: ignore[attr-defined]
         if since is not None:
             q = q.where(OrderRecord.created_at >= since.astimezone(UTC))
@@ -235,5 +266,5 @@ def orders_in_states(engine: Engine, states: list[str], since: datetime | None =
 def known_event_ids(engine: Engine, ids: list[str]) -> set[str]:
     if not ids:
         return set()
-    with Session(engine) as s:
+    with Session(reader(engine)) as s:
         return set(s.scalars(select(Event.id).where(Event.id.in_(ids))).all())  # type: ignore[attr-defined]

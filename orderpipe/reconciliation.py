@@ -106,9 +106,10 @@ def reconcile_now(svc: Services, *, since: timedelta = timedelta(hours=24)) -> R
     except Exception as exc:  # noqa: BLE001
         report.problems.append(f"reading flow runs failed: {exc}")
 
-    for alert in alerts.undelivered(engine):
-        if alerts.deliver(engine, svc.alerts, alert):
-            report.alerts_redelivered += 1
+    try:
+        report.alerts_redelivered += alerts.Outbox(engine, svc.alerts).deliver_pending()
+    except Exception as exc:  # noqa: BLE001 - the worker's outbox round tries again
+        report.problems.append(f"delivering alerts failed: {exc}")
     if svc.status_callback is not None:
         resend_callbacks(svc, start, report)
     for line in report.lines():

@@ -6,6 +6,7 @@ contract). A missing or malformed value raises :class:`SettingsError` naming the
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from decimal import Decimal
 from pathlib import Path
 from typing import Literal
@@ -168,6 +169,8 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _connector_credentials(self) -> Settings:
+        if not _CHECK_CONNECTORS.get():  # the receiver alone: it builds no connector
+            return self
         needs: list[tuple[bool, list[str]]] = [
             (self.orderpipe_crm == "zoho", ["zoho_client_id", "zoho_client_secret", "zoho_refresh_token"]),
             (self.orderpipe_production_log == "airtable", ["airtable_token", "airtable_base_id"]),
@@ -239,8 +242,15 @@ def env_name(field_name: str) -> str:
     return info.alias or field_name.upper()
 
 
-def load_settings(**overrides: object) -> Settings:
-    """Read the environment; raise SettingsError naming each bad variable."""
+_CHECK_CONNECTORS: ContextVar[bool] = ContextVar("orderpipe_check_connectors", default=True)
+
+
+def load_settings(*, connectors: bool = True, **overrides: object) -> Settings:
+    """Read the environment; raise SettingsError naming each bad variable.
+
+    `connectors=False` (the receiver, which talks to no vendor): the connectors'
+    credentials are not required."""
+    token = _CHECK_CONNECTORS.set(connectors)
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
@@ -253,3 +263,5 @@ def load_settings(**overrides: object) -> Settings:
             msg = msg.removeprefix("Value error, ")
             problems.append(f"{name}: {msg}" if name != "settings" else msg)
         raise SettingsError("invalid configuration: " + "; ".join(problems)) from None
+    finally:
+        _CHECK_CONNECTORS.reset(token)

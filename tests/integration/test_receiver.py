@@ -40,8 +40,7 @@ OLD_SECRET = "whsec_test_previous"
 
 
 def make_client(db_url: str, probe_ok: bool = True) -> FlaskClient:
-    app = create_app(engine=get_engine(db_url), secrets=[SECRET, OLD_SECRET], alert_sink=CollectingAlerts(),
-                     prefect_probe=lambda: probe_ok)
+    app = create_app(engine=get_engine(db_url), secrets=[SECRET, OLD_SECRET], prefect_probe=lambda: probe_ok)
     return app.test_client()
 
 
@@ -185,4 +184,4 @@ def test_health_reports_prefect_unreachable_but_still_accepts(sqlite_url: str) -
 
 def test_create_app_refuses_without_secret(sqlite_url: str) -> None:
     with pytest.raises(ValueError, match="STRIPE_WEBHOOK_SECRET"):
-        create_app(engine=get_engine(sqlite_url), secrets=[], alert_sink=CollectingAlerts())
+        create_app(engine=get_engine(sqlite_url), secrets=[])
