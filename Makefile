@@ -1,10 +1,10 @@
-# orderpipe — make install | demo | up | test | lint | bench | bench-smoke
+# orderpipe — make install | demo | up | test | lint | bench | bench-receiver | bench-smoke
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo up test lint bench bench-smoke clean
+.PHONY: install demo up test lint bench bench-receiver bench-smoke clean
 
 install: $(STAMP)
 
@@ -30,6 +30,10 @@ BENCH_ARGS ?=
 
 bench: install
 	$(BIN)/python -m benchmarks.bench $(BENCH_ARGS)
+	$(BIN)/python -m benchmarks.bench --receiver $(BENCH_ARGS)
+
+bench-receiver: install
+	$(BIN)/python -m benchmarks.bench --receiver $(BENCH_ARGS)
 
 bench-smoke: install
 	$(BIN)/python -m benchmarks.bench --quick $(BENCH_ARGS)

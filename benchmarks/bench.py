@@ -35,6 +35,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--skip-postgres", action="store_true")
     ap.add_argument("--skip-sqlite", action="store_true")
     ap.add_argument("--json", metavar="PATH", help="also write the full results as JSON here")
+    ap.add_argument("--receiver", action="store_true",
+                    help="the receiver under a retry storm beside bare Flask (wrk + a fixed rate), nothing else")
+    ap.add_argument("--receiver-seconds", type=float, default=None, help="wrk duration (default 15; --quick 5)")
+    ap.add_argument("--receiver-rate", type=float, default=300, help="fixed offered events/s (default 300)")
     ap.add_argument("--pg", default=os.environ.get("BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432"),
                     help="Postgres server for the scratch bench_* databases (default %(default)s; env BENCH_PG_URL)")
     ap.add_argument("--timeout", type=float, default=1200, help="seconds to wait for one burst (default 1200)")
@@ -70,9 +74,32 @@ def machine() -> dict[str, Any]:
                                                                                        "--untracked-files=no"))}
 
 
+def main_receiver(args: argparse.Namespace) -> int:
+    from benchmarks import receiver
+
+    seconds = args.receiver_seconds or (5 if args.quick else 15)
+    dbs = [d for d, skip in (("sqlite", args.skip_sqlite), ("postgres", args.skip_postgres)) if not skip]
+    m = machine()
+    say(f"receiver bench: {m['cpus']} CPUs, load {m['loadavg_at_start']}, commit {m['git_commit']}"
+        f"{' (dirty)' if m['git_dirty'] else ''}")
+    try:
+        results = receiver.run(pg_base=args.pg, databases=dbs, seconds=seconds, rate=args.receiver_rate,
+                               rate_seconds=min(10.0, seconds))
+    except KeyboardInterrupt:
+        say("interrupted; everything started was stopped")
+        return 1
+    print(receiver.table(results, args.receiver_rate))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"machine": m, "receiver": results}, f, indent=2)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     signal.signal(signal.SIGTERM, _interrupt)  # a SIGTERM cleans up like Ctrl-C
+    if args.receiver:
+        return main_receiver(args)
     from benchmarks import orders_burst, stock_prefect
 
     out: dict[str, Any] = {"machine": machine(), "config": {

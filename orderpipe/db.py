@@ -88,11 +88,15 @@ def get_engine(url: str) -> Engine:
 
 
 def reader(engine: Engine) -> Engine:
-    """The same engine (same pool) for read-only transactions: on SQLite they begin deferred
-    (no write lock), on Postgres nothing changes. Never write through it."""
+    """The same engine (same pool) for reads: on SQLite its transactions begin deferred (no
+    write lock); on Postgres each statement runs in autocommit (no BEGIN/ROLLBACK round
+    trips). Never write through it."""
     found = _readers.get(id(engine))
     if found is None or found._proxied is not engine:  # type: ignore[attr-defined]
-        found = _readers[id(engine)] = engine.execution_options(**{READ_ONLY: True})
+        options: dict[str, Any] = {READ_ONLY: True}
+        if engine.dialect.name == "postgresql":
+            options["isolation_level"] = "AUTOCOMMIT"
+        found = _readers[id(engine)] = engine.execution_options(**options)
     return found
 
 

@@ -7,6 +7,8 @@ one event, or of sibling events of one order, record one order exactly once.
 from __future__ import annotations
 
 import json
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -90,10 +92,51 @@ def _text(value: Any, limit: int = 2000) -> str:
     return str(value)[:limit].replace("\x00", "").encode("utf-8", "replace").decode("utf-8")
 
 
+class _RecentlyRecorded:
+    """Event ids this process knows are in the ledger (recorded here, or read back), per
+    database, most recent kept. A ledger row is never taken back, so a hit is a true
+    duplicate: a retry storm of one event is answered without touching the database."""
+
+    MAX = 50_000
+
+    def __init__(self) -> None:
+        self._ids: dict[str, OrderedDict[str, None]] = {}
+        self._lock = threading.Lock()
+
+    def __contains__(self, key: tuple[Engine, str]) -> bool:
+        engine, event_id = key
+        with self._lock:
+            ids = self._ids.get(str(engine.url))
+            if ids is None or event_id not in ids:
+                return False
+            ids.move_to_end(event_id)
+            return True
+
+    def add(self, engine: Engine, event_id: str) -> None:
+        with self._lock:
+            ids = self._ids.setdefault(str(engine.url), OrderedDict())
+            ids[event_id] = None
+            ids.move_to_end(event_id)
+            if len(ids) > self.MAX:
+                ids.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._ids.clear()
+
+
+recently_recorded = _RecentlyRecorded()
+
+
 def already_recorded(engine: Engine, event_id: str) -> bool:
-    """A read (no write lock, no transaction to commit): is this event in the ledger?"""
+    """Is this event in the ledger? From memory, else one read (no write lock, no transaction)."""
+    if (engine, event_id) in recently_recorded:
+        return True
     with reader(engine).connect() as conn:
-        return conn.execute(select(Event.id).where(Event.id == event_id)).first() is not None  # type: ignore[arg-type]
+        found = conn.execute(select(Event.id).where(Event.id == event_id)).first() is not None  # type: ignore[arg-type]
+    if found:
+        recently_recorded.add(engine, event_id)
+    return found
 
 
 def record_event(engine: Engine, event: dict[str, Any], raw_body: str, classified: Classified | None = None
@@ -144,6 +187,7 @@ def record_event(engine: Engine, event: dict[str, Any], raw_body: str, classifie
                 kind="payment_failed", message=message, occurred_at=utcnow(),
             )
             alerts.record(s, alert)
+    recently_recorded.add(engine, event_id)  # committed
     return Recorded(status, event_id, c.order_id, alert)
 
 
