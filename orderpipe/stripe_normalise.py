@@ -124,6 +124,15 @@ def normalise(
     )
 
 
+def normalise_free(session: Json, line_items: list[dict[str, Any]], customer: Json | None) -> Order:
+    """A free Checkout order (no PaymentIntent, `no_payment_required`): the session is the order,
+    its id the order id, and nothing was charged (`amount_total` 0)."""
+    charged = {"id": session["id"], "object": "payment_intent", "amount": 0, "amount_received": 0,
+               "currency": session.get("currency"), "created": session.get("created"),
+               "livemode": session.get("livemode"), "customer": session.get("customer"), "metadata": {}}
+    return normalise(charged, session, line_items, customer)
+
+
 def reconcile_lines(lines: list[OrderLine], charged: int) -> list[OrderLine]:
     """Make sum(line.amount_total) equal ``charged`` (see the module docstring for the rule)."""
     diff = charged - sum(line.amount_total for line in lines)

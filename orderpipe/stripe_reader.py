@@ -19,7 +19,7 @@ import stripe
 
 from orderpipe.errors import OrderDataError, PermanentError, TransientError
 from orderpipe.order import Order
-from orderpipe.stripe_normalise import normalise
+from orderpipe.stripe_normalise import normalise, normalise_free
 
 log = logging.getLogger(__name__)
 
@@ -57,9 +57,12 @@ class StripeReader:
 
     # ---- orders ---------------------------------------------------------------------
     def fetch_order(self, order_id: str) -> Order:
-        """Read a paid order (PaymentIntent, its Checkout Session, line items, Customer) and normalise it."""
+        """Read a paid order (PaymentIntent, its Checkout Session, line items, Customer) and normalise it;
+        a free Checkout order (`cs_...`) from its session alone."""
+        if order_id.startswith("cs_"):
+            return self._fetch_free_order(order_id)
         if not order_id.startswith("pi_"):
-            raise OrderDataError(f"order {order_id}: not a PaymentIntent id (expected pi_...)")
+            raise OrderDataError(f"order {order_id}: not a PaymentIntent (pi_...) or Checkout Session (cs_...) id")
         where = f"order {order_id}"
         pi = self._call(where, "GET /v1/payment_intents", lambda: self._client.v1.payment_intents.retrieve(order_id))
         status = pi.get("status")
@@ -75,6 +78,25 @@ class StripeReader:
             customer = self._call(where, "GET /v1/customers",
                                   lambda: self._client.v1.customers.retrieve(customer_id))
         return normalise(pi, session, line_items, customer)
+
+    def _fetch_free_order(self, session_id: str) -> Order:
+        """A free Checkout order (contract, "Order identity"): the session, with no PaymentIntent
+        and `payment_status` `no_payment_required`, its line items and Customer."""
+        where = f"order {session_id}"
+        session = self._call(where, "GET /v1/checkout/sessions",
+                             lambda: self._client.v1.checkout.sessions.retrieve(session_id))
+        if session.get("payment_intent"):
+            pi = _id_of(session["payment_intent"])
+            raise OrderDataError(f"order {session_id}: the session has PaymentIntent {pi}, which is the order's id")
+        if session.get("status") != "complete" or session.get("payment_status") != "no_payment_required":
+            raise OrderDataError(f"order {session_id}: Checkout Session status {session.get('status')!r}, "
+                                 f"payment_status {session.get('payment_status')!r}; not a completed free order")
+        line_items = self._line_items(session_id, session_id)
+        customer_id = _id_of(session.get("customer"))
+        customer = None
+        if customer_id:
+            customer = self._call(where, "GET /v1/customers", lambda: self._client.v1.customers.retrieve(customer_id))
+        return normalise_free(session, line_items, customer)
 
     def _session_for(self, order_id: str) -> Obj | None:
         page = self._call(

@@ -361,3 +361,18 @@ def clone_order(store: StandinStore, source_id: str, new_id: str, *, drop_email:
     if drop_shipping:
         pi["shipping"] = None
     return store.add_order(pi, session, sample.line_items, customer, sample.products)
+
+
+def add_free_order(store: StandinStore, session_id: str = "cs_test_a1SampleFreeOrder0001", *,
+                   now: int | None = None) -> str:
+    """A free Checkout order (a 100 % promotion code: `payment_status` `no_payment_required`, no
+    PaymentIntent), the Finnish sample's customer; returns its order id, the session id."""
+    now = int(now if now is not None else time.time())
+    b = _Builder("Free", "eur")
+    b.line("Greeting card set (8)", 1, 1290, VAT_FI, discount_percent=100, sku="CARDS-8")
+    addr = _address("Hämeenkatu 14 B 22", "33100", "Tampere", "FI")
+    session = _session(b, session_id, now - 60, locale="fi", shipping_name="Aino Mäkinen", shipping_address=addr,
+                       shipping_cost=None, metadata={"order_ref": "PK-FREE-1"},
+                       details={"email": "aino.makinen@example.fi", "name": "Aino Mäkinen", "address": addr})
+    session.update({"id": session_id, "payment_intent": None, "payment_status": "no_payment_required"})
+    return store.add_order(None, session, b.items, None, b.products)

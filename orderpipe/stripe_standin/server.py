@@ -350,7 +350,7 @@ def create_app(store: StandinStore) -> Flask:
     def control_add_order() -> Any:
         body = request.get_json(force=True)
         try:
-            order_id = store.add_order(body["payment_intent"], body.get("session"), body.get("line_items"),
+            order_id = store.add_order(body.get("payment_intent"), body.get("session"), body.get("line_items"),
                                        body.get("customer"), body.get("products"))
         except (KeyError, TypeError, ValueError) as exc:
             return jsonify({"error": f"bad order: {exc}"}), 400

@@ -59,14 +59,23 @@ class StandinStore:
         return key == self.api_key or (self.accept_any_test_key and key.startswith("sk_test_"))
 
     # ---- orders ---------------------------------------------------------------------
-    def add_order(self, payment_intent: Obj, session: Obj | None = None, line_items: list[Obj] | None = None,
+    def add_order(self, payment_intent: Obj | None, session: Obj | None = None, line_items: list[Obj] | None = None,
                   customer: Obj | None = None, products: list[Obj] | None = None) -> str:
-        """Store one order (deep-copied); expanded products in line items are split out. Returns the PI id."""
-        pi_id = payment_intent.get("id")
-        if not isinstance(pi_id, str) or not pi_id.startswith("pi_"):
-            raise ValueError("payment_intent.id must be a pi_... id")
+        """Store one order (deep-copied); expanded products in line items are split out. Returns the
+        order id: the PI id, or for a free Checkout order (`payment_intent` None, the session's
+        `payment_status` `no_payment_required`) the session id."""
         if session is not None and not str(session.get("id", "")).startswith("cs_"):
             raise ValueError("session.id must be a cs_... id")
+        if payment_intent is None:
+            if session is None or session.get("payment_intent") or session.get(
+                    "payment_status") != "no_payment_required":
+                raise ValueError("an order without a PaymentIntent is a session with payment_status "
+                                 "no_payment_required")
+            pi_id = str(session["id"])
+        else:
+            pi_id = payment_intent.get("id")
+        if payment_intent is not None and (not isinstance(pi_id, str) or not pi_id.startswith("pi_")):
+            raise ValueError("payment_intent.id must be a pi_... id")
         with self.lock:
             for product in products or []:
                 self.products[product["id"]] = copy.deepcopy(product)
@@ -79,7 +88,8 @@ class StandinStore:
                     self.products[product["id"]] = product
                     price["product"] = product["id"]
                 items.append(item)
-            self.payment_intents[pi_id] = copy.deepcopy(dict(payment_intent))
+            if payment_intent is not None:
+                self.payment_intents[pi_id] = copy.deepcopy(dict(payment_intent))
             if session is not None:
                 self.sessions[session["id"]] = copy.deepcopy(dict(session))
                 self.line_items[session["id"]] = items
@@ -89,7 +99,8 @@ class StandinStore:
 
     def order_ids(self) -> list[str]:
         with self.lock:
-            return list(self.payment_intents)
+            free = [cs for cs, s in self.sessions.items() if not s.get("payment_intent")]
+            return list(self.payment_intents) + free
 
     def session_for(self, pi_id: str) -> Obj | None:
         with self.lock:
