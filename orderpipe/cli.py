@@ -14,6 +14,7 @@ from typing import Any
 from orderpipe.settings import Settings, SettingsError, load_settings
 
 EXIT_UNKNOWN_ORDER = 2
+EXIT_REFUSED = 2  # contract: `replay` of an order whose run is live
 
 
 def _prefect_env(settings: Settings) -> None:
@@ -114,6 +115,12 @@ def cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
         print(f"unknown order {args.order_id}", file=sys.stderr)
         return EXIT_UNKNOWN_ORDER
     if row.flow_run_id:
+        live = _live_state(row.flow_run_id)
+        if live:
+            print(f"orderpipe replay: refused: order {args.order_id} has a live run ({row.flow_run_id} is {live}); "
+                  "replaying now would start a second process beside it. Wait until it ends (orderpipe status "
+                  f"{args.order_id}), or cancel it in the Prefect UI, then replay.", file=sys.stderr)
+            return EXIT_REFUSED
         accepted, run_count = retry_flow_run(row.flow_run_id, "replay requested from the CLI", force=True)
         if not accepted:
             print(f"Prefect refused to retry run {row.flow_run_id}", file=sys.stderr)
@@ -130,6 +137,18 @@ def cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
     if args.no_wait:
         return 0
     return _wait_for_order(settings, args.order_id, timeout=args.timeout)
+
+
+def _live_state(flow_run_id: str) -> str | None:
+    """The run's state name while it is not final (Scheduled, Pending, Running, Paused,
+    Cancelling...), else None."""
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        run = client.read_flow_run(flow_run_id)
+    if run.state is None or run.state.is_final():
+        return None
+    return run.state.name
 
 
 def _wait_for_order(settings: Settings, order_id: str, timeout: float) -> int:

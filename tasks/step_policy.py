@@ -10,12 +10,13 @@ from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
-from prefect.cache_policies import NO_CACHE
+from prefect.cache_policies import NO_CACHE, CachePolicy
 from prefect.tasks import exponential_backoff
 
 from orderpipe.bootstrap import Services
 from orderpipe.errors import PermanentError, StepError, TransientError
 from orderpipe.ledger import set_step
+from orderpipe.step_locks import OrderStepLocks
 
 MAX_RETRY_AFTER = 60.0
 PERMANENT_TYPES: tuple[type[BaseException], ...] = (PermanentError, ValueError, TypeError, KeyError)
@@ -43,9 +44,13 @@ _BACKOFF = dict(
 # Without this they would inherit the flow's persisted results and Prefect's DEFAULT policy,
 # which caches per flow-run id: a retried run would replay a stale Stripe read.
 RETRY = dict(_BACKOFF, cache_policy=NO_CACHE)
+# SERIALIZABLE with a lock per order and step: two processes (a replay beside a live run,
+# two workers) never run the same step of an order at once; the second waits, then hits
+# the first one's cached result (orderpipe/step_locks.py).
 CACHED_STEP = dict(
     _BACKOFF,
-    cache_key_fn=order_step_key,
+    cache_policy=CachePolicy.from_cache_key_fn(order_step_key).configure(
+        isolation_level="SERIALIZABLE", lock_manager=OrderStepLocks()),
     persist_result=True,
     cache_expiration=timedelta(days=90),
 )
