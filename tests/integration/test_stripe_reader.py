@@ -149,8 +149,15 @@ def test_unpaid_order_is_order_data_error(standin: tuple[str, StandinStore]) -> 
     store.add_order(dict(sample.payment_intent, id="pi_3Processing", status="processing", amount_received=0))
     with pytest.raises(OrderDataError, match=r"pi_3Processing.*'processing'"):
         _reader(base_url).fetch_order("pi_3Processing")
-    with pytest.raises(OrderDataError, match="cs_test_x"):
+    with pytest.raises(OrderDataError, match="ch_test_x"):
+        _reader(base_url).fetch_order("ch_test_x")
+    with pytest.raises(PermanentError, match="cs_test_x"):  # a free order's session that Stripe does not know
         _reader(base_url).fetch_order("cs_test_x")
+    paid = next(x for x in s.sample_orders() if x.order_id == s.FI_CONSUMER)
+    store.add_order(paid.payment_intent, paid.session, paid.line_items, paid.customer, paid.products)
+    assert paid.session is not None
+    with pytest.raises(OrderDataError, match="PaymentIntent"):  # a paid session: its PaymentIntent is the order
+        _reader(base_url).fetch_order(paid.session["id"])
 
 
 def test_check(standin: tuple[str, StandinStore]) -> None:
