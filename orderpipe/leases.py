@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Engine, delete, select, update
 from sqlmodel import Session
 
-from orderpipe.db import aware, insert_ignore, session_scope
+from orderpipe.db import aware, insert_ignore, reader, session_scope
 from orderpipe.tables import RunLease, utcnow
 
 
@@ -84,7 +84,7 @@ def take_over(engine: Engine, lease: Lease | None, flow_run_id: str, worker: str
 
 
 def all_leases(engine: Engine) -> dict[str, Lease]:
-    with Session(engine) as s:
+    with Session(reader(engine)) as s:
         rows = s.scalars(select(RunLease)).all()
         return {r.flow_run_id: Lease(r.flow_run_id, r.order_id, r.worker, r.heartbeat_at) for r in rows}
 

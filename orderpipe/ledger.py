@@ -177,8 +177,10 @@ def record_event(engine: Engine, event: dict[str, Any], raw_body: str, classifie
                 insert_ignore(s, OrderStep, dict(order_id=c.order_id, step=step, state="pending", updated_at=utcnow()))
             notify_in_transaction(s.connection(), c.order_id)
         elif c.action == "payment_failed":
-            obj = event["data"]["object"]
-            err = (obj.get("last_payment_error") or {}).get("message") if isinstance(obj, dict) else None
+            obj = (event.get("data") or {}).get("object")
+            obj = obj if isinstance(obj, dict) else {}
+            last_error = obj.get("last_payment_error")
+            err = last_error.get("message") if isinstance(last_error, dict) else None
             message = _text(f"payment failed for {c.order_id or obj.get('id')} ({event.get('type')})" + (
                 f": {err}" if err else ""
             ) + "; nothing was fulfilled")
