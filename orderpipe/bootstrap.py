@@ -59,7 +59,7 @@ def sender_lines(seller: Seller) -> list[str]:
 
 
 def build_alert_sink(settings: Settings, *, throttle: Throttle = no_throttle) -> AlertSink:
-    """The configured ops-alert sink alone (the receiver and the worker need nothing else)."""
+    """The configured ops-alert sink alone (what the worker delivers the alerts outbox to)."""
     if settings.orderpipe_alerts == "telegram":
         from orderpipe.connectors.alerts_telegram import TelegramAlerts
 
