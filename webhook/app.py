@@ -5,7 +5,7 @@ order) in the ledger, answer. The answer never waits on Prefect: a dispatcher st
 order's flow run from the ledger. GET /healthz reports database and Prefect reachability.
 
 The receiver only records: it talks to no vendor. A payment-failed alert is a row in the
-alerts table (written with the event); the worker delivers it (orderpipe.alerts.deliver_pending).
+alerts table (written with the event); the worker delivers it (orderpipe.alerts.Outbox).
 """
 
 from __future__ import annotations
