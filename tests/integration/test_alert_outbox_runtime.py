@@ -61,7 +61,7 @@ def test_receiver_records_the_alert_and_two_workers_deliver_it_once(world: Runti
         r = httpx.post(url + "/webhooks/stripe", content=body, timeout=30,
                        headers={"Stripe-Signature": sign(body, SECRET), "Content-Type": "application/json"})
         assert r.status_code == 200 and r.json()["status"] == "ignored"
-        assert time.monotonic() - t0 < 2.0 and hanging.requests == []
+        assert time.monotonic() - t0 < 3.0 and hanging.requests == []  # Slack would hold it 30 s
 
         slack_env = {"ORDERPIPE_ALERTS": "slack", "SLACK_WEBHOOK_URL": slack.webhook_url}
         world.start_worker("worker-a", machine="one", **slack_env)

@@ -194,7 +194,7 @@ def test_receiver_answers_fast_while_slack_hangs_and_the_worker_delivers_once(re
         t0 = time.monotonic()
         status, payload = post(client, body, sign(body, SECRET))
         assert (status, payload["status"]) == (200, "ignored")
-        assert time.monotonic() - t0 < 1.0
+        assert time.monotonic() - t0 < 2.0  # Slack would hold it 15 s
         assert slack.requests == []  # no vendor I/O in the request
         [row] = alerts.list_alerts(get_engine(receiver_env), "pi_PF1")
         assert row.kind == "payment_failed" and not row.delivered
@@ -268,7 +268,7 @@ def test_sqlite_reads_and_redeliveries_do_not_wait_for_a_writer(sqlite_url: str)
         assert ledger.due_for_dispatch(get_engine(sqlite_url)) == ["pi_RD"]
         assert ledger.get_order(get_engine(sqlite_url), "pi_RD") is not None
         assert post(client, body, sign(body, SECRET))[1]["status"] == "duplicate"
-        assert time.monotonic() - t0 < 1.5
+        assert time.monotonic() - t0 < 2.5  # the writer holds its lock for 4 s
     finally:
         writer.join()
     with Session(get_engine(sqlite_url)) as s:
