@@ -48,7 +48,7 @@ def fork_run(flow: Any, flow_run: Any) -> int:
         signal.set_wakeup_fd(-1)
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD):
             signal.signal(sig, signal.SIG_DFL)
-        code = _run(flow, flow_run)
+        code = _profiled(flow, flow_run) if os.environ.get("ORDERPIPE_PROFILE_DIR") else _run(flow, flow_run)
     except BaseException:  # noqa: BLE001 - whatever happened, leave with a code the worker reads
         logging.getLogger("orderpipe.worker").exception("flow run %s: executor error", flow_run.id)
     finally:
@@ -56,6 +56,18 @@ def fork_run(flow: Any, flow_run: Any) -> int:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)
+
+
+def _profiled(flow: Any, flow_run: Any) -> int:
+    """`ORDERPIPE_PROFILE_DIR=...`: each child writes a cProfile of its run there
+    (`<flow run id>.prof`; read with `python -m pstats`). README "Speed"."""
+    import cProfile
+
+    profile = cProfile.Profile()
+    try:
+        return profile.runcall(_run, flow, flow_run)
+    finally:
+        profile.dump_stats(os.path.join(os.environ["ORDERPIPE_PROFILE_DIR"], f"{flow_run.id}.prof"))
 
 
 def _run(flow: Any, flow_run: Any) -> int:
