@@ -77,6 +77,7 @@ class Worker:
         from prefect.settings import PREFECT_CLIENT_MAX_RETRIES, temporary_settings
 
         from deployments import engine_tuning
+        from deployments.child import prepare as prepare_children
         from deployments.definitions import apply_all
         from orderpipe.bootstrap import preset_settings
         from orderpipe.db import get_engine, make_engine, migrate
@@ -113,6 +114,7 @@ class Worker:
             self._warm_child_caches()
             preset_settings(s)
             log.info("engine tuning for forked runs: %s", ", ".join(engine_tuning.apply()) or "none applied")
+            prepare_children()
             warm(s)
             self.recovery = Recovery(self.engine, client, self._alert_sink)
             self.dispatcher = Dispatcher(self.engine, client=client)

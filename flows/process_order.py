@@ -83,8 +83,13 @@ def on_crashed(flow: Any, flow_run: Any, state: Any) -> None:
         logging.getLogger("orderpipe.flow").error("crash of %s not recorded: %s", order_id, exc)
 
 
-@flow(name="process-order", flow_run_name="order-{order_id}", persist_result=True, on_crashed=[on_crashed])
+# validate_parameters=False: the one parameter is a string the dispatcher wrote; Prefect's
+# validation builds a new Pydantic model for it in every run (checked below instead).
+@flow(name="process-order", flow_run_name="order-{order_id}", persist_result=True, on_crashed=[on_crashed],
+      validate_parameters=False)
 def process_order(order_id: str) -> dict[str, Any]:
+    if not isinstance(order_id, str) or not order_id:
+        raise TypeError(f"process-order takes the order id as a non-empty string, not {order_id!r}")
     logger = get_run_logger()
     svc = process_services()
     run = get_run_context().flow_run  # type: ignore[union-attr]

@@ -46,7 +46,7 @@ def warm(settings: Settings) -> float:
             importlib.import_module(name)
         except ImportError:
             pass
-    for step in (_connectors, _documents):
+    for step in (_prefect_models, _connectors, _documents):
         try:
             step(settings)
         except Exception as exc:  # noqa: BLE001 - best effort, see the module docstring
@@ -54,6 +54,29 @@ def warm(settings: Settings) -> float:
     took = time.monotonic() - started
     log.info("warm-up done in %.2f s", took)
     return took
+
+
+# Pydantic models a run's engine uses that the worker itself never touches. A model is
+# completed (its validator built) on first use, in each child again if not in the parent:
+# FlowRunUpdate, ArtifactCreate and LogCreate cost a child about 60 ms of CPU. `State[Any]`
+# and `OrchestrationResult[Any]` are built in every state proposal, and Pydantic's cache of
+# parametrised generics holds them only weakly: kept here, every child finds them.
+_KEEP: list[object] = []
+
+
+def _prefect_models(_settings: Settings) -> None:
+    from datetime import UTC, datetime
+    from typing import Any
+    from uuid import uuid4
+
+    from prefect.client.schemas import OrchestrationResult
+    from prefect.client.schemas.actions import ArtifactCreate, FlowRunUpdate, LogCreate
+    from prefect.states import State
+
+    _KEEP.extend([State[Any], OrchestrationResult[Any]])
+    FlowRunUpdate(name="warm-up")
+    ArtifactCreate(type="markdown", data="warm-up", flow_run_id=uuid4())
+    LogCreate(name="orderpipe", level=20, message="warm-up", timestamp=datetime.now(UTC), flow_run_id=uuid4())
 
 
 def _connectors(settings: Settings) -> None:
