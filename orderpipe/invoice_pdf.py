@@ -22,7 +22,6 @@ from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, Tabl
 from reportlab.platypus.doctemplate import LayoutError
 
 from orderpipe.errors import PermanentError
-
 from orderpipe.invoice_doc import InvoiceDocument, InvoiceParty, TaxCategory, format_rate
 from orderpipe.pdf_fonts import one_at_a_time, printable, register
 
