@@ -235,7 +235,7 @@ def render_invoice_pdf(doc: InvoiceDocument) -> bytes:
         what = "credit note" if doc.is_credit_note else "invoice"
         raise PdfLayoutError(
             f"order {doc.order_id}: the {what} PDF cannot be laid out (a line or address too long for a page?): "
-            f"{str(exc)[:300]}"
+            f"{' '.join(str(exc).split())[:300]}"
         ) from exc
     return buf.getvalue()
 
