@@ -76,6 +76,8 @@ class Settings(BaseSettings):
     orderpipe_seller_vat_id: str = Field(default="FI12345671", alias="ORDERPIPE_SELLER_VAT_ID")
     orderpipe_seller_email: str = Field(default="orders@pikkuna.example", alias="ORDERPIPE_SELLER_EMAIL")
     orderpipe_vat_rate: Decimal = Field(default=Decimal("25.5"), ge=0, le=100, alias="ORDERPIPE_VAT_RATE")
+    orderpipe_oss: bool = Field(default=True, alias="ORDERPIPE_OSS")
+    orderpipe_seller_endpoint: str | None = Field(default=None, alias="ORDERPIPE_SELLER_ENDPOINT")
     orderpipe_email_from: str = Field(
         default="Painotalo Pikkuna <orders@pikkuna.example>", alias="ORDERPIPE_EMAIL_FROM"
     )
@@ -143,6 +145,16 @@ class Settings(BaseSettings):
     @classmethod
     def _country(cls, v: str) -> str:
         return country_code(v)
+
+    @field_validator("orderpipe_seller_endpoint")
+    @classmethod
+    def _endpoint(cls, v: str | None) -> str | None:
+        if v is None or not v.strip():
+            return None
+        scheme, sep, value = v.strip().partition(":")
+        if not sep or not (len(scheme) == 4 and scheme.isdigit()) or not value.strip():
+            raise ValueError("must be <4-digit EAS scheme>:<identifier>, e.g. 0037:003712345671")
+        return v.strip()
 
     @field_validator("stripe_webhook_secret")
     @classmethod

@@ -130,18 +130,60 @@ class InvoiceCounter(SQLModel, table=True):
 
 
 class Invoice(SQLModel, table=True):
+    """One invoice per order. Numbers run per seller (VAT id) and year: unique per seller."""
+
     __tablename__ = "invoices"
-    __table_args__ = (UniqueConstraint("seller_id", "year", "seq", name="uq_invoices_seller_year_seq"),)
+    __table_args__ = (
+        UniqueConstraint("seller_id", "year", "seq", name="uq_invoices_seller_year_seq"),
+        UniqueConstraint("seller_id", "number", name="uq_invoices_seller_number"),
+    )
     id: int | None = Field(default=None, primary_key=True)
     order_id: str = Field(max_length=255, unique=True)
     seller_id: str = Field(max_length=64)
     year: int
     seq: int
-    number: str = Field(max_length=64, unique=True)
+    number: str = Field(max_length=64)
     issue_date: str = Field(max_length=10)
     currency: str = Field(max_length=3)
     amount_total: int
     amount_tax: int
+    vendor_id: str | None = Field(default=None, max_length=64)
+    # The invoice as issued (orderpipe.invoice_doc.InvoiceDocument JSON): what credit notes credit.
+    document: str | None = Field(default=None, sa_column=Column(Text))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
+
+
+class CreditNoteCounter(SQLModel, table=True):
+    """Last issued credit note sequence per seller and year (gapless, separate from invoices)."""
+
+    __tablename__ = "credit_note_counters"
+    seller_id: str = Field(primary_key=True, max_length=64)
+    year: int = Field(primary_key=True)
+    last_seq: int = 0
+
+
+class CreditNoteRecord(SQLModel, table=True):
+    """One credit note per Stripe refund (``refund_id``), against the order's invoice."""
+
+    __tablename__ = "credit_notes"
+    __table_args__ = (
+        UniqueConstraint("seller_id", "year", "seq", name="uq_credit_notes_seller_year_seq"),
+        UniqueConstraint("seller_id", "number", name="uq_credit_notes_seller_number"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    refund_id: str = Field(max_length=255, unique=True)
+    order_id: str = Field(max_length=255, index=True)
+    invoice_number: str = Field(max_length=64)
+    seller_id: str = Field(max_length=64)
+    year: int
+    seq: int
+    number: str = Field(max_length=64)
+    issue_date: str = Field(max_length=10)
+    currency: str = Field(max_length=3)
+    amount_total: int
+    amount_tax: int
+    parts: str = Field(sa_column=Column(Text, nullable=False))  # JSON list of orderpipe.credit_note.RefundPart
+    document: str = Field(sa_column=Column(Text, nullable=False))  # the credit note InvoiceDocument JSON
     vendor_id: str | None = Field(default=None, max_length=64)
     created_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
 
