@@ -1,0 +1,30 @@
+"""vendor_attempts: non-idempotent vendor writes whose outcome is not recorded yet
+
+Revision ID: 0004_vendor_attempts
+Revises: 0003
+Create Date: 2026-12-10 10:00:00
+"""
+import sqlalchemy as sa
+import sqlmodel
+from alembic import op
+
+revision = '0004_vendor_attempts'
+down_revision = '0003'
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table('vendor_attempts',
+    sa.Column('order_id', sqlmodel.sql.sqltypes.AutoString(length=255), nullable=False),
+    sa.Column('step', sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
+    sa.Column('vendor', sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
+    sa.Column('reference', sqlmodel.sql.sqltypes.AutoString(length=255), nullable=False),
+    sa.Column('started_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('detail', sa.Text(), nullable=True),
+    sa.PrimaryKeyConstraint('order_id', 'step')
+    )
+
+
+def downgrade() -> None:
+    op.drop_table('vendor_attempts')
