@@ -115,7 +115,7 @@ class Worker:
             log.info("engine tuning for forked runs: %s", ", ".join(engine_tuning.apply()) or "none applied")
             warm(s)
             self.recovery = Recovery(self.engine, client, self._alert_sink)
-            self.dispatcher = Dispatcher(self.engine, client=client)
+            self.dispatcher = Dispatcher(self.engine, client=client, alert_sink=self._alert_sink)
             beat.start()
             log.info("worker %s: pool %s, limit %d, poll %.2fs", self.name, self.pool, self.limit,
                      s.orderpipe_poll_seconds)

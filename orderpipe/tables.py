@@ -48,6 +48,7 @@ class OrderRecord(SQLModel, table=True):
     flow_run_id: str | None = Field(default=None, max_length=64)
     dispatch_attempts: int = 0
     next_dispatch_at: datetime | None = Field(default=None, sa_column=_ts())
+    dispatch_failing_since: datetime | None = Field(default=None, sa_column=_ts())  # first failed start in a row
     last_error: str | None = Field(default=None, sa_column=Column(Text))
     customer_email: str | None = Field(default=None, max_length=320)
     country: str | None = Field(default=None, max_length=2)

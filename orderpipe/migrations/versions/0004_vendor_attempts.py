@@ -1,4 +1,4 @@
-"""vendor_attempts: non-idempotent vendor writes whose outcome is not recorded yet
+"""vendor_attempts (writes whose outcome is not recorded yet); orders.dispatch_failing_since
 
 Revision ID: 0004_vendor_attempts
 Revises: 0003
@@ -24,7 +24,11 @@ def upgrade() -> None:
     sa.Column('detail', sa.Text(), nullable=True),
     sa.PrimaryKeyConstraint('order_id', 'step')
     )
+    with op.batch_alter_table('orders') as batch:
+        batch.add_column(sa.Column('dispatch_failing_since', sa.DateTime(timezone=True), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('orders') as batch:
+        batch.drop_column('dispatch_failing_since')
     op.drop_table('vendor_attempts')
