@@ -42,14 +42,6 @@ class NeedsAttention(PermanentError):
         self.what_to_check = what_to_check
 
 
-class SettingError(ValueError):
-    """A setting (environment variable) is malformed; names the variable."""
-
-    def __init__(self, variable: str, problem: str) -> None:
-        super().__init__(f"{variable}: {problem}")
-        self.variable = variable
-
-
 def failure_kind(exc: BaseException | str | None) -> str:
     """The kind of a failure for alert dedupe: its class and, for vendor HTTP answers, the
     status family (``PermanentError/4xx``); never the text (which carries request ids)."""

@@ -139,3 +139,39 @@ def test_a_name_longer_than_the_database_column_is_a_permanent_alerted_error(
     alerts = list_alerts(engine, order_id)
     assert {a.step for a in alerts} == set(failed)
     assert all("fix the order data" in a.message for a in alerts)
+
+
+def test_reconcile_giving_up_on_an_order_alerts_once(
+    prefect_api: str, stripe: tuple[str, StandinStore], data_dir: Path, sqlite_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from datetime import timedelta
+
+    from prefect import flow
+    from prefect.client.orchestration import get_client
+    from prefect.states import Failed, Running
+
+    from orderpipe.bootstrap import process_services
+    from orderpipe.reconciliation import MAX_AUTO_RETRIES, reconcile_now
+
+    @flow(name="process-order-give-up")
+    def dummy() -> None:
+        pass
+
+    base, store = stripe
+    order_id = add_order_copy(store, FI_CONSUMER, "pi_3TestGivenUp00001")
+    engine = get_engine(sqlite_url)
+    with flow_settings(monkeypatch, prefect_api, data_dir, sqlite_url, base):
+        ledger.record_missing_order(engine, order_id, source="test")
+        with get_client(sync_client=True) as client:
+            run = client.create_flow_run(dummy, name=f"order-{order_id}")
+            for _ in range(MAX_AUTO_RETRIES + 1):  # it ran and failed more often than reconcile retries
+                client.set_flow_run_state(run.id, Running(), force=True)
+                client.set_flow_run_state(run.id, Failed(message="shipment failed"), force=True)
+        ledger.set_order_state(engine, order_id, "failed", flow_run_id=str(run.id), dispatch="started",
+                               last_error="shipment: PostNord cannot ship to FI")
+        for _ in range(2):
+            report = reconcile_now(process_services(), since=timedelta(hours=1))
+            assert order_id not in report.runs_retried
+    [alert] = list_alerts(engine, order_id)
+    assert alert.kind == "gave_up" and "gave up after" in alert.message and "PostNord cannot ship" in alert.message
