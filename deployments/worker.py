@@ -117,7 +117,7 @@ class Worker:
             prepare_children()
             warm(s)
             self.recovery = Recovery(self.engine, client, self._alert_sink)
-            self.dispatcher = Dispatcher(self.engine, client=client)
+            self.dispatcher = Dispatcher(self.engine, client=client, alert_sink=self._alert_sink)
             beat.start()
             log.info("worker %s: pool %s, limit %d, poll %.2fs", self.name, self.pool, self.limit,
                      s.orderpipe_poll_seconds)

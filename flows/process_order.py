@@ -8,7 +8,6 @@ run re-runs only what failed (the rest hits the per-order cache).
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from datetime import UTC, datetime
 from typing import Any
@@ -19,11 +18,12 @@ from prefect.client.orchestration import SyncPrefectClient, get_client
 from prefect.context import get_run_context
 from prefect.futures import PrefectFuture
 
-from orderpipe import ledger
+from orderpipe import alerts, ledger
 from orderpipe.artifact import artifact_key, order_markdown
 from orderpipe.bootstrap import process_services
 from orderpipe.connectors.base import Alert
 from orderpipe.connectors.status_callback import callback_payload
+from orderpipe.errors import NeedsAttention, failure_kind
 from tasks.crm import crm
 from tasks.email import email
 from tasks.fetch_order import fetch_order
@@ -47,10 +47,22 @@ def _outcome(future: PrefectFuture[Any]) -> tuple[Any, str | None]:
     return None, (str(err) if isinstance(err, BaseException) else state.message) or state.name
 
 
-def _alert(order_id: str, step: str, error: str, kind: str = "step_failed") -> Alert:
-    digest = hashlib.sha1(error.encode()).hexdigest()[:12]
-    return Alert(order_id=order_id, step=step, kind=kind, dedupe_key=f"{kind}:{order_id}:{step}:{digest}",
-                 message=f"order {order_id}: step {step} failed: {error}", occurred_at=datetime.now(UTC))
+def _failure(future: PrefectFuture[Any]) -> BaseException | str | None:
+    """The exception a failed task future ended with (or its state message)."""
+    err = future.state.result(raise_on_failure=False)
+    return err if isinstance(err, BaseException) else future.state.message
+
+
+def _alert(order_id: str, step: str, error: str, kind: str = "step_failed",
+           failure: BaseException | str | None = None) -> Alert:
+    """One alert per order, step and kind of failure: the key never holds the error's text
+    (vendors put a fresh request id in it, so every re-drive would alert again)."""
+    if isinstance(failure, NeedsAttention):
+        kind = "needs_attention"
+    what = "needs attention" if kind == "needs_attention" else "failed"
+    return Alert(order_id=order_id, step=step, kind=kind,
+                 dedupe_key=f"{kind}:{order_id}:{step}:{failure_kind(failure if failure is not None else error)}",
+                 message=f"order {order_id}: step {step} {what}: {error}", occurred_at=datetime.now(UTC))
 
 
 def _tag_run(country: str | None, currency: str) -> None:
@@ -90,6 +102,38 @@ def on_crashed(flow: Any, flow_run: Any, state: Any) -> None:
 def process_order(order_id: str) -> dict[str, Any]:
     if not isinstance(order_id, str) or not order_id:
         raise TypeError(f"process-order takes the order id as a non-empty string, not {order_id!r}")
+    try:
+        return _process(order_id)
+    except OrderNotFulfilled:
+        raise  # the failing step was alerted
+    except Exception as exc:
+        _alert_outside_steps(order_id, exc)
+        raise
+
+
+def _alert_outside_steps(order_id: str, exc: BaseException) -> None:
+    """A failure outside the steps (a ledger write at the start, the artifact...) is not silent."""
+    alert = Alert(order_id=order_id, step="flow", kind="run_error", occurred_at=datetime.now(UTC),
+                  dedupe_key=f"run_error:{order_id}:flow:{failure_kind(exc)}",
+                  message=f"order {order_id}: the run failed outside its steps: {type(exc).__name__}: "
+                          f"{str(exc).splitlines()[0][:300] if str(exc) else ''}")
+    try:
+        svc = process_services()
+    except Exception as err:  # noqa: BLE001 - configuration itself is broken: the log is all that is left
+        logging.getLogger("orderpipe.flow").critical("%s (and no alert sink: %s)", alert.message, err)
+        return
+    try:
+        alerts.raise_alert(svc.engine, svc.alerts, alert)
+    except Exception as err:  # noqa: BLE001 - the database is away: deliver anyway, unrecorded
+        logging.getLogger("orderpipe.flow").error("alert %s not recorded (%s); delivering it unrecorded",
+                                                  alert.dedupe_key, err)
+        try:
+            svc.alerts.send(alert)
+        except Exception as send_err:  # noqa: BLE001
+            logging.getLogger("orderpipe.flow").critical("%s (alert not delivered: %s)", alert.message, send_err)
+
+
+def _process(order_id: str) -> dict[str, Any]:
     logger = get_run_logger()
     svc = process_services()
     run = get_run_context().flow_run  # type: ignore[union-attr]
@@ -98,7 +142,7 @@ def process_order(order_id: str) -> dict[str, Any]:
     order_future = fetch_order.submit(order_id)
     order, err = _outcome(order_future)
     if order is None:
-        ops_alert(_alert(order_id, "fetch_order", err or "failed"))
+        ops_alert(_alert(order_id, "fetch_order", err or "failed", failure=_failure(order_future)))
         ledger.set_order_state(svc.engine, order_id, "failed", last_error=f"fetch_order: {err}")
         _callback(order_id, "failed", failed_step="fetch_order")
         raise OrderNotFulfilled(f"order {order_id}: fetch_order failed: {err}")
@@ -115,14 +159,16 @@ def process_order(order_id: str) -> dict[str, Any]:
     }
     results: dict[str, Any] = {}
     errors: dict[str, str] = {}
+    failures: dict[str, BaseException | str | None] = {}
     for step, fut in futures.items():
         results[step], e = _outcome(fut)
         if e is not None:
-            errors[step] = e
+            errors[step], failures[step] = e, _failure(fut)
     if "shipment" not in errors and "invoice" not in errors:
-        results["email"], e = _outcome(email.submit(order, results["shipment"], results["invoice"]))
+        futures["email"] = email.submit(order, results["shipment"], results["invoice"])
+        results["email"], e = _outcome(futures["email"])
         if e is not None:
-            errors["email"] = e
+            errors["email"], failures["email"] = e, _failure(futures["email"])
     else:
         results["email"] = None
 
@@ -147,8 +193,10 @@ def process_order(order_id: str) -> dict[str, Any]:
         description=f"Order {order_id}",
     )
     for step, error in errors.items():
-        ops_alert(_alert(order_id, step, error))
-    state = "failed" if errors else "completed"
+        ops_alert(_alert(order_id, step, error, failure=failures.get(step)))
+    # A step whose vendor write has an unknown outcome waits for a person: never re-driven blindly.
+    attention = any(steps.get(step) == "needs_attention" for step in errors)
+    state = ("needs_attention" if attention else "failed") if errors else "completed"
     ledger.set_order_state(svc.engine, order_id, state,
                            last_error="; ".join(f"{k}: {v}" for k, v in errors.items()) or None)
     failed_step = next(iter(errors), None)

@@ -1,4 +1,5 @@
-"""The `orderpipe` command: up | demo | worker | receiver | status | reconcile | replay | check."""
+"""The `orderpipe` command: up | demo | worker | receiver | status | reconcile | replay | check |
+resolve | purge | forget."""
 
 from __future__ import annotations
 
@@ -155,6 +156,48 @@ def _wait_for_order(settings: Settings, order_id: str, timeout: float) -> int:
     return 1
 
 
+def cmd_resolve(settings: Settings, args: argparse.Namespace) -> int:
+    """A person checked the vendor: nothing was done; the step may be done again by a replay."""
+    from orderpipe import ledger, vendor_attempts
+    from orderpipe.db import get_engine, migrate
+
+    migrate(settings.db_url)
+    engine = get_engine(settings.db_url)
+    if ledger.get_order(engine, args.order_id) is None:
+        print(f"unknown order {args.order_id}", file=sys.stderr)
+        return EXIT_UNKNOWN_ORDER
+    found = vendor_attempts.resolve(engine, args.order_id, args.step)
+    if found is None:
+        print(f"order {args.order_id}: step {args.step} has no write with an unknown outcome", file=sys.stderr)
+        return 1
+    print(f"order {args.order_id}: the {found.vendor} write of step {args.step} (reference {found.reference}, "
+          f"started {found.started_at:%Y-%m-%d %H:%M:%S} UTC) is marked not done; "
+          f"`orderpipe replay {args.order_id}` does it again")
+    return 0
+
+
+def _retention_report(lines: list[str]) -> int:
+    for line in lines:
+        print(line)
+    return 0
+
+
+def cmd_purge(settings: Settings, args: argparse.Namespace) -> int:
+    from orderpipe import retention
+    from orderpipe.db import get_engine, migrate
+
+    migrate(settings.db_url)
+    return _retention_report(retention.purge(settings, get_engine(settings.db_url), args.older_than).lines())
+
+
+def cmd_forget(settings: Settings, args: argparse.Namespace) -> int:
+    from orderpipe import retention
+    from orderpipe.db import get_engine, migrate
+
+    migrate(settings.db_url)
+    return _retention_report(retention.forget(settings, get_engine(settings.db_url), args.email).lines())
+
+
 def cmd_check(settings: Settings, _args: argparse.Namespace) -> int:
     from orderpipe.bootstrap import build_services
     from orderpipe.db import migrate
@@ -245,6 +288,16 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("receiver", help="run the webhook receiver alone (gunicorn)").set_defaults(func=cmd_receiver)
     c = sub.add_parser("check", help="verify the configured connectors' credentials and reachability")
     c.set_defaults(func=cmd_check)
+    rs = sub.add_parser("resolve", help="after checking the vendor: a write with an unknown outcome was not done")
+    rs.add_argument("order_id")
+    rs.add_argument("step", choices=["shipment", "email"])
+    rs.set_defaults(func=cmd_resolve)
+    pg = sub.add_parser("purge", help="delete personal data older than a cutoff (invoices are kept 6 years)")
+    pg.add_argument("--older-than", type=parse_duration, required=True, help="e.g. 90d")
+    pg.set_defaults(func=cmd_purge)
+    fg = sub.add_parser("forget", help="erase one customer's personal data; prints what was kept and why")
+    fg.add_argument("email")
+    fg.set_defaults(func=cmd_forget)
     return p
 
 

@@ -10,16 +10,23 @@ orders with `FOR UPDATE SKIP LOCKED`, so two never start the same order at the s
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from contextlib import ExitStack, nullcontext
+from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
 from sqlalchemy import Engine
 
-from orderpipe import ledger
+from orderpipe import alerts, ledger
+from orderpipe.connectors.base import Alert, AlertSink
 from orderpipe.db import session_scope
+from orderpipe.errors import failure_kind
+from orderpipe.tables import utcnow
 
 DEPLOYMENT = "process-order/orderpipe"
+#: An order whose run cannot be started for this long alerts a person (once per kind of failure).
+ALERT_AFTER = timedelta(minutes=5)
 log = logging.getLogger("orderpipe.dispatcher")
 
 
@@ -29,10 +36,13 @@ def _reason(exc: BaseException) -> str:
 
 
 class Dispatcher:
-    def __init__(self, engine: Engine, *, deployment: str = DEPLOYMENT, client: Any = None) -> None:
+    def __init__(self, engine: Engine, *, deployment: str = DEPLOYMENT, client: Any = None,
+                 alert_sink: Callable[[], AlertSink] | None = None) -> None:
         """`client`: a Prefect SyncPrefectClient kept by the caller (the worker), or None to
-        open one per dispatch round."""
+        open one per dispatch round. `alert_sink`: builds the sink the "cannot start" alert goes
+        to (without one it is recorded and reconciliation delivers it)."""
         self.engine = engine
+        self.alert_sink = alert_sink
         self.deployment = deployment
         self.client = client
         self._deployment_id: UUID | None = None
@@ -88,10 +98,28 @@ class Dispatcher:
                 self._deployment_id = None
                 log.warning("order %s not started yet (%s); will retry", order_id, _reason(exc))
                 with sessions() as s:
-                    ledger.mark_dispatch_failed(s, order_id, _reason(exc))
+                    since = ledger.mark_dispatch_failed(s, order_id, _reason(exc))
+                if since is not None and utcnow() - since >= ALERT_AFTER:
+                    self._alert_stuck(order_id, since, exc)
                 break  # the next round retries the rest; don't hammer a server that is away
             with sessions() as s:
                 ledger.mark_dispatched(s, order_id, run_id)
             started.append((order_id, run_id))
             log.info("order %s -> flow run %s", order_id, run_id)
         return started
+
+    def _alert_stuck(self, order_id: str, since: Any, exc: BaseException) -> None:
+        kind = failure_kind(exc)
+        alert = Alert(order_id=order_id, step="dispatch", kind="dispatch_failing",
+                      dedupe_key=f"dispatch_failing:{order_id}:dispatch:{kind}", occurred_at=utcnow(),
+                      message=f"order {order_id}: its flow run cannot be started since {since:%Y-%m-%d %H:%M:%S} UTC "
+                              f"({_reason(exc)}); check that deployment {self.deployment} exists and the Prefect "
+                              "server accepts runs. The order stays recorded and starts as soon as Prefect does.")
+        try:
+            if self.alert_sink is not None:
+                alerts.raise_alert(self.engine, self.alert_sink(), alert)
+            else:
+                with session_scope(self.engine) as s:
+                    alerts.record(s, alert)
+        except Exception as err:  # noqa: BLE001 - the dispatcher must keep going; the order stays pending
+            log.error("order %s: dispatch alert not recorded: %s", order_id, err)

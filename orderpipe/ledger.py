@@ -16,7 +16,7 @@ from sqlmodel import Session
 
 from orderpipe import alerts
 from orderpipe.connectors.base import Alert
-from orderpipe.db import insert_ignore, session_scope
+from orderpipe.db import aware, insert_ignore, session_scope
 from orderpipe.tables import Event, OrderRecord, OrderStep, utcnow
 from orderpipe.wakeup import notify_in_transaction
 
@@ -160,6 +160,7 @@ def mark_dispatched(session: Session, order_id: str, flow_run_id: str) -> None:
     session.execute(
         update(OrderRecord).where(OrderRecord.order_id == order_id).values(
             dispatch="started", flow_run_id=flow_run_id, last_error=None, updated_at=utcnow(),
+            dispatch_failing_since=None,
             dispatch_attempts=OrderRecord.dispatch_attempts + 1, next_dispatch_at=None,
         )
     )
@@ -167,11 +168,14 @@ def mark_dispatched(session: Session, order_id: str, flow_run_id: str) -> None:
                     .values(flow_run_id=flow_run_id))
 
 
-def mark_dispatch_failed(session: Session, order_id: str, error: str) -> None:
-    """Prefect unreachable or refused: keep the order pending and back off (max 60 s)."""
+def mark_dispatch_failed(session: Session, order_id: str, error: str) -> datetime | None:
+    """Prefect unreachable or refused: keep the order pending and back off (max 60 s).
+    Returns since when this order's starts have been failing in a row."""
     row = session.get(OrderRecord, order_id)
     if row is None:
-        return
+        return None
+    if row.dispatch_failing_since is None:
+        row.dispatch_failing_since = utcnow()
     attempts = row.dispatch_attempts + 1
     delay = min(60.0, 0.5 * 2 ** min(attempts, 7))
     row.dispatch_attempts = attempts
@@ -179,6 +183,7 @@ def mark_dispatch_failed(session: Session, order_id: str, error: str) -> None:
     row.last_error = error[:2000]
     row.updated_at = utcnow()
     session.add(row)
+    return aware(row.dispatch_failing_since)
 
 
 def set_order_state(engine: Engine, order_id: str, state: str, **fields: Any) -> None:

@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 
 from orderpipe import alerts, ledger
 from orderpipe.bootstrap import Services
+from orderpipe.connectors.base import Alert
 from orderpipe.dispatcher import Dispatcher
 
 MAX_AUTO_RETRIES = 3
@@ -98,6 +99,7 @@ def reconcile_now(svc: Services, *, since: timedelta = timedelta(hours=24)) -> R
     try:
         for order_id, (state, run_count) in _failed_runs(failed).items():  # type: ignore[arg-type]
             if run_count > MAX_AUTO_RETRIES:
+                _alert_given_up(svc, order_id, state, run_count)
                 continue
             accepted, _ = retry_flow_run(failed[order_id], f"reconcile: retry after {state}")  # type: ignore[arg-type]
             if accepted:
@@ -114,6 +116,20 @@ def reconcile_now(svc: Services, *, since: timedelta = timedelta(hours=24)) -> R
     for line in report.lines():
         log.info(line)
     return report
+
+
+def _alert_given_up(svc: Services, order_id: str, state: str, run_count: int) -> None:
+    """Reconciliation stops re-driving an order: a person hears of it, once."""
+    row = ledger.get_order(svc.engine, order_id)
+    alert = Alert(order_id=order_id, step="reconcile", kind="gave_up", occurred_at=datetime.now(UTC),
+                  dedupe_key=f"gave_up:{order_id}:reconcile:{state}",
+                  message=f"order {order_id}: reconciliation gave up after {run_count} runs ended {state}; "
+                          f"last error: {(row.last_error if row else None) or 'none recorded'}. Fix the cause, "
+                          f"then `orderpipe replay {order_id}`.")
+    try:
+        alerts.raise_alert(svc.engine, svc.alerts, alert)
+    except Exception as exc:  # noqa: BLE001 - the rest of the reconciliation still runs
+        log.error("order %s: gave-up alert not recorded: %s", order_id, exc)
 
 
 def resend_callbacks(svc: Services, start: datetime, report: Report) -> None:

@@ -48,6 +48,7 @@ class OrderRecord(SQLModel, table=True):
     flow_run_id: str | None = Field(default=None, max_length=64)
     dispatch_attempts: int = 0
     next_dispatch_at: datetime | None = Field(default=None, sa_column=_ts())
+    dispatch_failing_since: datetime | None = Field(default=None, sa_column=_ts())  # first failed start in a row
     last_error: str | None = Field(default=None, sa_column=Column(Text))
     customer_email: str | None = Field(default=None, max_length=320)
     country: str | None = Field(default=None, max_length=2)
@@ -260,3 +261,19 @@ class PostNordBooking(SQLModel, table=True):
     label_b64: str | None = Field(default=None, sa_column=Column(Text))
     booked_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
     updated_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
+
+
+class VendorAttempt(SQLModel, table=True):
+    """A non-idempotent vendor write in flight: committed before the request is sent and
+    removed in the transaction that records its answer (or when the vendor definitely
+    refused). A row left behind means the outcome is unknown (answer lost, process killed,
+    or the answer could not be recorded): the write is never repeated without asking the
+    vendor, or a person where the vendor offers no lookup."""
+
+    __tablename__ = "vendor_attempts"
+    order_id: str = Field(primary_key=True, max_length=255)
+    step: str = Field(primary_key=True, max_length=40)
+    vendor: str = Field(max_length=40)
+    reference: str = Field(max_length=255)  # our reference the vendor can be searched by
+    started_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
+    detail: str | None = Field(default=None, sa_column=Column(Text))

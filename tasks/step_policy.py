@@ -12,13 +12,15 @@ from typing import Any
 
 from prefect.cache_policies import NO_CACHE
 from prefect.tasks import exponential_backoff
+from sqlalchemy.exc import DataError
 
 from orderpipe.bootstrap import Services
-from orderpipe.errors import PermanentError, StepError, TransientError
+from orderpipe.errors import NeedsAttention, PermanentError, StepError, TransientError
 from orderpipe.ledger import set_step
 
 MAX_RETRY_AFTER = 60.0
-PERMANENT_TYPES: tuple[type[BaseException], ...] = (PermanentError, ValueError, TypeError, KeyError)
+# DataError: a value the database refuses (a name longer than its column...) never fits on a retry.
+PERMANENT_TYPES: tuple[type[BaseException], ...] = (PermanentError, ValueError, TypeError, KeyError, DataError)
 
 
 def order_step_key(ctx: Any, params: dict[str, Any]) -> str:
@@ -57,6 +59,15 @@ def tracked(svc: Services, order_id: str, step: str) -> Iterator[None]:
     set_step(svc.engine, order_id, step, "running")
     try:
         yield
+    except NeedsAttention as exc:
+        # Outcome unknown, no lookup: stopped, never retried; the flow alerts a person.
+        set_step(svc.engine, order_id, step, "needs_attention", str(exc))
+        raise
+    except DataError as exc:
+        reason = str(exc.orig if exc.orig is not None else exc).strip().splitlines()[0][:300]
+        set_step(svc.engine, order_id, step, "failed", f"bad data: {reason}")
+        raise PermanentError(f"order {order_id}, step {step}: a value of the order does not fit orderpipe's "
+                             f"database ({reason}); fix the order data, then replay") from None
     except TransientError as exc:
         set_step(svc.engine, order_id, step, "failed", str(exc))
         if exc.retry_after:
