@@ -47,25 +47,26 @@ def _again(created: bool) -> str:
 
 
 def outcome_line(step: str, result: Any, order: Order | None = None) -> str:
-    """One line: what the step did for the business, e.g. ``invoice 2026-000001: 87.35 EUR ...``."""
+    """One line: what the step did for the business (logged as ``<step>: <line>``), e.g.
+    ``2026-000001 issued 2026-11-23: total 87.35 EUR, VAT 17.76 EUR`` for the invoice."""
     if isinstance(result, Order):
         return (f"order {result.order_id} read back from Stripe: {len(result.lines)} line(s), "
                 f"{money(result.amount_total, result.currency)}, country {result.country or '-'}, "
                 f"language {result.locale or '-'}")
     if isinstance(result, CrmResult):
-        return f"CRM deal {result.deal_id} for contact {result.contact_id}{_again(result.created)}"
+        return f"deal {result.deal_id} for contact {result.contact_id}{_again(result.created)}"
     if isinstance(result, ProductionLogResult):
-        return f"production log record {result.entry_id}{_again(result.created)}"
+        return f"record {result.entry_id}{_again(result.created)}"
     if isinstance(result, ShipmentResult):
-        return (f"shipment booked with {result.carrier}: tracking number {result.tracking_number}, "
+        return (f"booked with {result.carrier}: tracking number {result.tracking_number}, "
                 f"label {result.label.key}{_again(result.created)}")
     if isinstance(result, InvoiceResult):
-        return (f"invoice {result.invoice_number} issued {result.issue_date}: total "
+        return (f"{result.invoice_number} issued {result.issue_date}: total "
                 f"{money(result.amount_total, result.currency)}, VAT {money(result.amount_tax, result.currency)}"
                 + (f", {result.pdf_key}" if result.pdf_key else "") + _again(result.created))
     if isinstance(result, EmailResult):
         to = order.customer_email if order is not None and order.customer_email else "the customer"
-        return (f"confirmation email to {to} in language {result.language} via {result.transport}, "
+        return (f"confirmation sent to {to} in language {result.language} via {result.transport}, "
                 f"message id {result.message_id}{_again(result.created)}")
     return f"{step} done"
 
