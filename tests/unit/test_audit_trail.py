@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from orderpipe import audit, ledger
 from orderpipe.artifact import StepTiming, artifact_key, order_markdown, steps_table, steps_table_key
@@ -125,3 +126,13 @@ def test_steps_table_lists_every_step_with_times_and_outcome() -> None:
     assert rows[3]["state"] == "Failed" and rows[3]["outcome"] == "failed: no shipping address"
     assert rows[1]["state"] == "not run"
     assert steps_table_key("pi_3Abc_X") == "order-pi-3abc-x-steps" == artifact_key("pi_3Abc_X") + "-steps"
+
+
+def test_local_store_links_are_absolute_paths(tmp_path: Path) -> None:
+    from orderpipe.artifact import file_link
+    from orderpipe.connectors.file_store_local import LocalFileStore
+
+    files = LocalFileStore(tmp_path)
+    files.put("labels/pi_1.pdf", b"%PDF", "application/pdf")
+    assert file_link(files, "labels/pi_1.pdf") == str((tmp_path / "labels" / "pi_1.pdf").resolve())
+    assert file_link(files, "../escape.pdf") is None  # an invalid key gives no link, not a failed order
