@@ -7,7 +7,8 @@ the task runs named for step and order, a business line in the Logs tab and the 
 artifact. Screenshots of each tab go to `$ORDERPIPE_SCREENSHOT_DIR` (default
 `.orderpipe/screenshots/` in the checkout) and to the test's tmp dir; the paths are printed.
 
-Skipped, loudly, only where Chromium (or Playwright) cannot start.
+Skipped, loudly, only where Chromium (or Playwright) cannot start. `ORDERPIPE_CHROMIUM`
+names another Chromium binary.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -44,21 +46,28 @@ def screenshot_dir() -> Path:
     return Path(os.environ.get("ORDERPIPE_SCREENSHOT_DIR") or REPO / ".orderpipe" / "screenshots")
 
 
+def skip_loudly(reason: str) -> None:
+    """A skip that shows in every run's summary (a warning), not only with -rs."""
+    message = f"BROWSER TEST SKIPPED: {reason}"
+    warnings.warn(message, UserWarning, stacklevel=2)
+    pytest.skip(message)
+
+
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     """Headless Chromium, or a loud skip when it cannot start (checked before the stack starts)."""
     try:
         from playwright.sync_api import Error, sync_playwright
     except ImportError as exc:
-        pytest.skip(f"BROWSER TEST SKIPPED: playwright is not installed ({exc}); `make install` adds it")
+        skip_loudly(f"playwright is not installed ({exc}); `make install` adds it")
     if not Path(CHROMIUM).exists():
-        pytest.skip(f"BROWSER TEST SKIPPED: no Chromium at {CHROMIUM} (apt-get install -y chromium)")
+        skip_loudly(f"no Chromium at {CHROMIUM} (apt-get install -y chromium)")
     with sync_playwright() as p:
         try:
             b = p.chromium.launch(executable_path=CHROMIUM, headless=True,
                                   args=["--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"])
         except Error as exc:
-            pytest.skip(f"BROWSER TEST SKIPPED: Chromium at {CHROMIUM} cannot start: {str(exc).splitlines()[0]}")
+            skip_loudly(f"Chromium at {CHROMIUM} cannot start: {str(exc).splitlines()[0]}")
         try:
             yield b
         finally:
