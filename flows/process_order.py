@@ -143,6 +143,9 @@ def process_order(order_id: str) -> dict[str, Any]:
             errors[Step.EMAIL] = e
     else:
         results[Step.EMAIL] = None
+        blocked = " and ".join(s for s in (Step.SHIPMENT, Step.INVOICE) if s in errors)
+        logger.warning("email: not sent, because %s failed (it needs the tracking number and the invoice); "
+                       "`orderpipe replay %s` sends it once that is fixed", blocked, order_id)
 
     shipped, invoiced = results.get(Step.SHIPMENT), results.get(Step.INVOICE)
     ledger.set_order_fields(

@@ -180,6 +180,10 @@ def test_missing_shipping_address_fails_shipment_with_clear_message(
         steps = ledger.steps_of(get_engine(sqlite_url), order_id)
         assert steps["shipment"] == "failed" and steps["email"] == "pending" and steps["invoice"] == "completed"
         assert [a.step for a in list_alerts(get_engine(sqlite_url), order_id)] == ["shipment"]
+        lines = _wait_for_logs(_run_id(sqlite_url, order_id), "email: not sent, because shipment failed")
+        assert any(line.startswith("shipment failed for order") and "shipping address in Stripe" in line
+                   for line in lines), lines
+        assert any(line.startswith("email: not sent, because shipment failed") for line in lines), lines
 
 
 def test_unknown_order_fails_fetch_without_retrying(prefect_api: str, standin: tuple[str, StandinStore],
