@@ -109,7 +109,8 @@ def _invoice_file(invoice: InvoiceResult) -> str | None:
 
 @dataclass
 class StepTiming:
-    """What the flow saw of one step: when it was submitted, how it ended, what it did."""
+    """What the flow saw of one step: when it was submitted (the table's "started": the task
+    runner starts it at once), when its final state was set (retries included), what it did."""
 
     step: str
     submitted: datetime
