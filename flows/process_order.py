@@ -13,17 +13,18 @@ from datetime import UTC, datetime
 from typing import Any
 
 from prefect import flow, get_run_logger
-from prefect.artifacts import create_markdown_artifact
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.client.orchestration import SyncPrefectClient, get_client
 from prefect.context import get_run_context
 from prefect.futures import PrefectFuture
 
-from orderpipe import alerts, ledger
-from orderpipe.artifact import artifact_key, order_markdown
+from orderpipe import alerts, audit, ledger
+from orderpipe.artifact import StepTiming, artifact_key, file_link, order_markdown, steps_table, steps_table_key
 from orderpipe.bootstrap import process_services
 from orderpipe.connectors.base import Alert
 from orderpipe.connectors.status_callback import callback_payload
 from orderpipe.errors import NeedsAttention, failure_kind
+from orderpipe.states import OrderState, Step, StepState
 from tasks.crm import crm
 from tasks.email import email
 from tasks.fetch_order import fetch_order
@@ -63,6 +64,31 @@ def _alert(order_id: str, step: str, error: str, kind: str = "step_failed",
     return Alert(order_id=order_id, step=step, kind=kind,
                  dedupe_key=f"{kind}:{order_id}:{step}:{failure_kind(failure if failure is not None else error)}",
                  message=f"order {order_id}: step {step} {what}: {error}", occurred_at=datetime.now(UTC))
+
+
+class _Steps:
+    """The steps' futures, submit times and final states, for the audit trail."""
+
+    def __init__(self) -> None:
+        self.timings: dict[str, StepTiming] = {}
+
+    def submit(self, step: Step, task: Any, *args: Any) -> PrefectFuture[Any]:
+        self.timings[step] = StepTiming(step=step, submitted=datetime.now(UTC))
+        return task.submit(*args)
+
+    def outcome(self, step: Step, future: PrefectFuture[Any], order: Any = None) -> tuple[Any, str | None]:
+        result, err = _outcome(future)
+        timing = self.timings[step]
+        timing.state_name = future.state.name
+        timing.finished = future.state.timestamp
+        timing.error = err
+        if result is not None:
+            timing.outcome = audit.outcome_line(step, result, order)
+            if future.state.name == "Cached":  # the task did not run, so it logged nothing: say what it holds
+                get_run_logger().info("%s: cached from an earlier run of this order, not done again: %s",
+                                      step, timing.outcome)
+        return result, err
+
 
 
 def _tag_run(country: str | None, currency: str) -> None:
@@ -137,66 +163,72 @@ def _process(order_id: str) -> dict[str, Any]:
     logger = get_run_logger()
     svc = process_services()
     run = get_run_context().flow_run  # type: ignore[union-attr]
-    ledger.set_order_state(svc.engine, order_id, "running", flow_run_id=str(run.id))
+    ledger.set_order_state(svc.engine, order_id, OrderState.RUNNING, flow_run_id=str(run.id))
+    audit_steps = _Steps()
 
-    order_future = fetch_order.submit(order_id)
-    order, err = _outcome(order_future)
+    order_future = audit_steps.submit(Step.FETCH_ORDER, fetch_order, order_id)
+    order, err = audit_steps.outcome(Step.FETCH_ORDER, order_future)
     if order is None:
-        ops_alert(_alert(order_id, "fetch_order", err or "failed", failure=_failure(order_future)))
-        ledger.set_order_state(svc.engine, order_id, "failed", last_error=f"fetch_order: {err}")
-        _callback(order_id, "failed", failed_step="fetch_order")
+        ops_alert(_alert(order_id, Step.FETCH_ORDER, err or "failed", failure=_failure(order_future)))
+        ledger.set_order_state(svc.engine, order_id, OrderState.FAILED, last_error=f"fetch_order: {err}")
+        _steps_artifact(order_id, audit_steps)
+        _callback(order_id, "failed", failed_step=Step.FETCH_ORDER)
         raise OrderNotFulfilled(f"order {order_id}: fetch_order failed: {err}")
 
     _tag_run(order.country, order.currency)
     ledger.set_order_fields(svc.engine, order_id, customer_email=order.customer_email, country=order.country,
                             currency=order.currency, amount_total=order.amount_total)
 
-    futures = {
-        "crm": crm.submit(order),
-        "production_log": production_log.submit(order),
-        "shipment": shipment.submit(order),
-        "invoice": invoice.submit(order),
-    }
+    futures = {step: audit_steps.submit(step, task, order) for step, task in (
+        (Step.CRM, crm), (Step.PRODUCTION_LOG, production_log), (Step.SHIPMENT, shipment), (Step.INVOICE, invoice))}
     results: dict[str, Any] = {}
     errors: dict[str, str] = {}
     failures: dict[str, BaseException | str | None] = {}
     for step, fut in futures.items():
-        results[step], e = _outcome(fut)
+        results[step], e = audit_steps.outcome(step, fut, order)
         if e is not None:
             errors[step], failures[step] = e, _failure(fut)
-    if "shipment" not in errors and "invoice" not in errors:
-        futures["email"] = email.submit(order, results["shipment"], results["invoice"])
-        results["email"], e = _outcome(futures["email"])
+    if Step.SHIPMENT not in errors and Step.INVOICE not in errors:
+        email_future = audit_steps.submit(Step.EMAIL, email, order, results[Step.SHIPMENT], results[Step.INVOICE])
+        results[Step.EMAIL], e = audit_steps.outcome(Step.EMAIL, email_future, order)
         if e is not None:
-            errors["email"], failures["email"] = e, _failure(futures["email"])
+            errors[Step.EMAIL], failures[Step.EMAIL] = e, _failure(email_future)
     else:
-        results["email"] = None
+        results[Step.EMAIL] = None
+        blocked = " and ".join(s for s in (Step.SHIPMENT, Step.INVOICE) if s in errors)
+        logger.warning("email: not sent, because %s failed (it needs the tracking number and the invoice); "
+                       "`orderpipe replay %s` sends it once that is fixed", blocked, order_id)
 
-    shipped, invoiced = results.get("shipment"), results.get("invoice")
+    shipped, invoiced = results.get(Step.SHIPMENT), results.get(Step.INVOICE)
     ledger.set_order_fields(
         svc.engine, order_id,
         tracking_number=shipped.tracking_number if shipped else None,
         invoice_number=invoiced.invoice_number if invoiced else None,
     )
     steps = ledger.steps_of(svc.engine, order_id)
-    done = [s for s, st in steps.items() if st == "completed"]
+    done = [s for s, st in steps.items() if st == StepState.COMPLETED]
     status = "completed: " + ", ".join(done) + ("; failed: " + ", ".join(errors) if errors else "")
-    if results.get("production_log") is not None:
+    if results.get(Step.PRODUCTION_LOG) is not None:
         _, e = _outcome(production_log_status.submit(order_id, status))
         if e is not None:
             logger.warning("production log status not updated: %s", e)
 
+    links = {
+        "label": file_link(svc.files, shipped.label.key) if shipped else None,
+        "invoice": file_link(svc.files, invoiced.pdf_key) if invoiced and invoiced.pdf_key else None,
+    }
     create_markdown_artifact(
         key=artifact_key(order_id),
-        markdown=order_markdown(order, steps=steps, crm=results.get("crm"), shipment=shipped, invoice=invoiced,
-                                email=results.get("email"), errors=errors),
+        markdown=order_markdown(order, steps=steps, crm=results.get(Step.CRM), shipment=shipped, invoice=invoiced,
+                                email=results.get(Step.EMAIL), errors=errors, links=links),
         description=f"Order {order_id}",
     )
+    _steps_artifact(order_id, audit_steps)
     for step, error in errors.items():
         ops_alert(_alert(order_id, step, error, failure=failures.get(step)))
     # A step whose vendor write has an unknown outcome waits for a person: never re-driven blindly.
-    attention = any(steps.get(step) == "needs_attention" for step in errors)
-    state = ("needs_attention" if attention else "failed") if errors else "completed"
+    attention = any(steps.get(step) == StepState.NEEDS_ATTENTION for step in errors)
+    state = (OrderState.NEEDS_ATTENTION if attention else OrderState.FAILED) if errors else OrderState.COMPLETED
     ledger.set_order_state(svc.engine, order_id, state,
                            last_error="; ".join(f"{k}: {v}" for k, v in errors.items()) or None)
     failed_step = next(iter(errors), None)
@@ -208,6 +240,12 @@ def _process(order_id: str) -> dict[str, Any]:
                 invoiced.invoice_number)
     return {"order_id": order_id, "tracking_number": shipped.tracking_number,
             "invoice_number": invoiced.invoice_number, "steps": steps}
+
+
+def _steps_artifact(order_id: str, audit_steps: _Steps) -> None:
+    """The table artifact: one row per step with its times and outcome."""
+    create_table_artifact(key=steps_table_key(order_id), table=steps_table(list(audit_steps.timings.values())),
+                          description=f"Steps of order {order_id}")
 
 
 def _callback(order_id: str, status: str, *, tracking: Any = None, invoice: Any = None,

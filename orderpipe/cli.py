@@ -107,6 +107,7 @@ def cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
     from orderpipe.db import get_engine, migrate
     from orderpipe.dispatcher import Dispatcher
     from orderpipe.reconciliation import retry_flow_run
+    from orderpipe.states import OrderState
 
     migrate(settings.db_url)
     engine = get_engine(settings.db_url)
@@ -119,7 +120,7 @@ def cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
         if not accepted:
             print(f"Prefect refused to retry run {row.flow_run_id}", file=sys.stderr)
             return 1
-        ledger.set_order_state(engine, args.order_id, "running")
+        ledger.set_order_state(engine, args.order_id, OrderState.RUNNING)
         print(f"order {args.order_id}: run {row.flow_run_id} scheduled again (attempt {run_count + 1}); "
               "completed steps will be skipped")
     else:

@@ -17,18 +17,18 @@ from sqlmodel import Session
 from orderpipe import alerts
 from orderpipe.connectors.base import Alert
 from orderpipe.db import aware, insert_ignore, session_scope
+from orderpipe.states import (  # STEPS and FULFILMENT_TYPES are imported from here too
+    FULFILMENT_TYPES,
+    PAYMENT_FAILED_TYPES,
+    STEPS,
+    DispatchState,
+    EventStatus,
+    OrderState,
+    Step,
+    StepState,
+)
 from orderpipe.tables import Event, OrderRecord, OrderStep, utcnow
 from orderpipe.wakeup import notify_in_transaction
-
-FULFILMENT_TYPES = frozenset(
-    {
-        "payment_intent.succeeded",
-        "checkout.session.completed",
-        "checkout.session.async_payment_succeeded",
-    }
-)
-PAYMENT_FAILED_TYPES = frozenset({"payment_intent.payment_failed", "checkout.session.async_payment_failed"})
-STEPS = ("fetch_order", "crm", "production_log", "shipment", "invoice", "email")
 
 
 @dataclass(frozen=True)
@@ -76,7 +76,8 @@ def record_event(engine: Engine, event: dict[str, Any], raw_body: str) -> Record
     """Durably record a verified event and, for a paid one, its order (at most once)."""
     event_id = str(event["id"])
     c = classify(event)
-    status = {"fulfil": "accepted", "payment_failed": "ignored", "ignore": "ignored"}[c.action]
+    status = {"fulfil": EventStatus.ACCEPTED, "payment_failed": EventStatus.IGNORED,
+              "ignore": EventStatus.IGNORED}[c.action]
     alert: Alert | None = None
     with session_scope(engine) as s:
         inserted = insert_ignore(
@@ -89,18 +90,19 @@ def record_event(engine: Engine, event: dict[str, Any], raw_body: str) -> Record
             ),
         )
         if not inserted:
-            return Recorded("duplicate", event_id, c.order_id)
+            return Recorded(EventStatus.DUPLICATE, event_id, c.order_id)
         if c.action == "fulfil":
             assert c.order_id
             new_order = insert_ignore(
                 s, OrderRecord, dict(order_id=c.order_id, first_event_id=event_id, created_at=utcnow(),
-                                     updated_at=utcnow(), state="received", dispatch="pending"),
+                                     updated_at=utcnow(), state=OrderState.RECEIVED, dispatch=DispatchState.PENDING),
             )
             if not new_order:
-                s.execute(update(Event).where(Event.id == event_id).values(status="duplicate"))
-                return Recorded("duplicate", event_id, c.order_id)
+                s.execute(update(Event).where(Event.id == event_id).values(status=EventStatus.DUPLICATE))
+                return Recorded(EventStatus.DUPLICATE, event_id, c.order_id)
             for step in STEPS:
-                insert_ignore(s, OrderStep, dict(order_id=c.order_id, step=step, state="pending", updated_at=utcnow()))
+                insert_ignore(s, OrderStep, dict(order_id=c.order_id, step=step, state=StepState.PENDING,
+                                                 updated_at=utcnow()))
             notify_in_transaction(s.connection(), c.order_id)
         elif c.action == "payment_failed":
             obj = event["data"]["object"]
@@ -121,11 +123,12 @@ def record_missing_order(engine: Engine, order_id: str, source: str) -> bool:
     with session_scope(engine) as s:
         new = insert_ignore(
             s, OrderRecord, dict(order_id=order_id, first_event_id=source, created_at=utcnow(), updated_at=utcnow(),
-                                 state="received", dispatch="pending"),
+                                 state=OrderState.RECEIVED, dispatch=DispatchState.PENDING),
         )
         if new:
             for step in STEPS:
-                insert_ignore(s, OrderStep, dict(order_id=order_id, step=step, state="pending", updated_at=utcnow()))
+                insert_ignore(s, OrderStep, dict(order_id=order_id, step=step, state=StepState.PENDING,
+                                                 updated_at=utcnow()))
             notify_in_transaction(s.connection(), order_id)
         return new
 
@@ -137,7 +140,7 @@ def record_reconciled_event(engine: Engine, event: dict[str, Any]) -> Recorded:
 
 def _due(now: datetime) -> Any:
     return (select(OrderRecord.order_id)
-            .where(OrderRecord.dispatch == "pending")
+            .where(OrderRecord.dispatch == DispatchState.PENDING)
             .where(or_(OrderRecord.next_dispatch_at.is_(None), OrderRecord.next_dispatch_at <= now))  # type: ignore[union-attr]
             .order_by(OrderRecord.created_at))
 
@@ -159,7 +162,7 @@ def claim_for_dispatch(session: Session, limit: int) -> list[str]:
 def mark_dispatched(session: Session, order_id: str, flow_run_id: str) -> None:
     session.execute(
         update(OrderRecord).where(OrderRecord.order_id == order_id).values(
-            dispatch="started", flow_run_id=flow_run_id, last_error=None, updated_at=utcnow(),
+            dispatch=DispatchState.STARTED, flow_run_id=flow_run_id, last_error=None, updated_at=utcnow(),
             dispatch_failing_since=None,
             dispatch_attempts=OrderRecord.dispatch_attempts + 1, next_dispatch_at=None,
         )
@@ -207,16 +210,16 @@ def set_step(engine: Engine, order_id: str, step: str, state: str, error: str | 
         row.state = state
         row.error = error
         row.updated_at = utcnow()
-        if state == "running":
+        if state == StepState.RUNNING:
             row.attempts += 1
         s.add(row)
 
 
-def steps_of(engine: Engine, order_id: str) -> dict[str, str]:
+def steps_of(engine: Engine, order_id: str) -> dict[Step, str]:
     with Session(engine) as s:
         rows = s.scalars(select(OrderStep).where(OrderStep.order_id == order_id)).all()
     found = {r.step: r.state for r in rows}
-    return {step: found.get(step, "pending") for step in STEPS}
+    return {step: found.get(step, StepState.PENDING) for step in STEPS}
 
 
 def get_order(engine: Engine, order_id: str) -> OrderRecord | None:

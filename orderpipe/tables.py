@@ -13,6 +13,8 @@ from datetime import UTC, datetime
 from sqlalchemy import Column, DateTime, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+from orderpipe.states import DispatchState, OrderState
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -32,7 +34,7 @@ class Event(SQLModel, table=True):
     livemode: bool = False
     raw_body: str = Field(sa_column=Column(Text, nullable=False))
     received_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False, index=True))
-    status: str = Field(max_length=20)  # accepted | duplicate | ignored | alerted
+    status: str = Field(max_length=20)  # an EventStatus
     flow_run_id: str | None = Field(default=None, max_length=64)
     error: str | None = Field(default=None, sa_column=Column(Text))
 
@@ -43,8 +45,8 @@ class OrderRecord(SQLModel, table=True):
     __tablename__ = "orders"
     order_id: str = Field(primary_key=True, max_length=255)
     first_event_id: str = Field(max_length=255)
-    state: str = Field(default="received", max_length=20, index=True)  # received|running|completed|failed
-    dispatch: str = Field(default="pending", max_length=20, index=True)  # pending | started
+    state: str = Field(default=OrderState.RECEIVED, max_length=20, index=True)  # an OrderState
+    dispatch: str = Field(default=DispatchState.PENDING, max_length=20, index=True)  # a DispatchState
     flow_run_id: str | None = Field(default=None, max_length=64)
     dispatch_attempts: int = 0
     next_dispatch_at: datetime | None = Field(default=None, sa_column=_ts())
@@ -61,7 +63,7 @@ class OrderRecord(SQLModel, table=True):
 
 
 class OrderStep(SQLModel, table=True):
-    """State of one business step of one order (pending | running | completed | failed)."""
+    """State of one business step (a Step) of one order (a StepState)."""
 
     __tablename__ = "order_steps"
     order_id: str = Field(primary_key=True, max_length=255)

@@ -160,6 +160,10 @@ class FileStore(Checkable, Protocol):
         """Whether something is stored under key (reads no content)."""
         ...
 
+    def link(self, key: str) -> str:
+        """Where a person opens the file: a URL (S3: presigned) or a local path."""
+        ...
+
 
 class ShippingConnector(Checkable, Protocol):
     name: str

@@ -17,15 +17,11 @@ from typing import Any
 
 import stripe
 
+from orderpipe.states import FULFILMENT_TYPES  # noqa: F401 - one definition, importable from here as before
 from orderpipe.stripe_standin.store import StandinStore
 
 WEBHOOK_API_VERSION = "2025-03-31.basil"
 
-FULFILMENT_TYPES = (
-    "payment_intent.succeeded",
-    "checkout.session.completed",
-    "checkout.session.async_payment_succeeded",
-)
 PI_TYPES = ("payment_intent.succeeded", "payment_intent.payment_failed", "payment_intent.processing",
             "payment_intent.canceled")
 SESSION_TYPES = ("checkout.session.completed", "checkout.session.async_payment_succeeded",
