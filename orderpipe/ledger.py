@@ -17,6 +17,13 @@ from sqlmodel import Session
 from orderpipe import alerts
 from orderpipe.connectors.base import Alert
 from orderpipe.db import insert_ignore, session_scope
+from orderpipe.refund_ledger import (
+    CHARGE_REFUNDED,
+    DISPUTE_EVENT_TYPES,
+    REFUND_EVENT_TYPES,
+    record_refund_event,
+    refund_event_order,
+)
 from orderpipe.tables import Event, OrderRecord, OrderStep, utcnow
 from orderpipe.wakeup import notify_in_transaction
 
@@ -35,7 +42,7 @@ STEPS = ("fetch_order", "crm", "production_log", "shipment", "invoice", "email")
 class Classified:
     """What an event means for orderpipe."""
 
-    action: str  # fulfil | payment_failed | ignore
+    action: str  # fulfil | payment_failed | refund | ignore
     order_id: str | None
     reason: str = ""
 
@@ -46,8 +53,13 @@ def classify(event: dict[str, Any]) -> Classified:
     obj = (event.get("data") or {}).get("object") or {}
     if not isinstance(obj, dict):
         return Classified("ignore", None, "event has no data.object")
+    if etype in REFUND_EVENT_TYPES or etype in DISPUTE_EVENT_TYPES or etype == CHARGE_REFUNDED:
+        return Classified("refund", refund_event_order(obj))  # refunds and disputes: refund_ledger
     if etype.startswith("payment_intent."):
         order_id = obj.get("id") if str(obj.get("id", "")).startswith("pi_") else None
+        if obj.get("invoice") and etype in FULFILMENT_TYPES:  # API versions before 2025-03-31 name it here
+            invoice = obj["invoice"] if isinstance(obj["invoice"], str) else obj["invoice"].get("id")
+            return Classified("ignore", order_id, f"paid through Stripe invoice {invoice} (Billing): not a shop order")
     elif etype.startswith("checkout.session."):
         pi = obj.get("payment_intent")
         order_id = pi if isinstance(pi, str) else (pi or {}).get("id") if isinstance(pi, dict) else None
@@ -76,7 +88,7 @@ def record_event(engine: Engine, event: dict[str, Any], raw_body: str) -> Record
     """Durably record a verified event and, for a paid one, its order (at most once)."""
     event_id = str(event["id"])
     c = classify(event)
-    status = {"fulfil": "accepted", "payment_failed": "ignored", "ignore": "ignored"}[c.action]
+    status = {"fulfil": "accepted", "payment_failed": "ignored", "ignore": "ignored", "refund": "accepted"}[c.action]
     alert: Alert | None = None
     with session_scope(engine) as s:
         inserted = insert_ignore(
@@ -90,6 +102,11 @@ def record_event(engine: Engine, event: dict[str, Any], raw_body: str) -> Record
         )
         if not inserted:
             return Recorded("duplicate", event_id, c.order_id)
+        if c.action == "refund":
+            outcome = record_refund_event(s, event, event_id)
+            if outcome.status != status:
+                s.execute(update(Event).where(Event.id == event_id).values(status=outcome.status))
+            return Recorded(outcome.status, event_id, c.order_id, outcome.alert)
         if c.action == "fulfil":
             assert c.order_id
             new_order = insert_ignore(
@@ -128,6 +145,13 @@ def record_missing_order(engine: Engine, order_id: str, source: str) -> bool:
                 insert_ignore(s, OrderStep, dict(order_id=order_id, step=step, state="pending", updated_at=utcnow()))
             notify_in_transaction(s.connection(), order_id)
         return new
+
+
+def record_ignored(engine: Engine, source: str, order_id: str, reason: str) -> bool:
+    """Reconciliation: note a payment it skipped (e.g. a Billing invoice's) once, with the reason."""
+    with session_scope(engine) as s:
+        return insert_ignore(s, Event, dict(id=source, type="reconcile.skipped", order_id=order_id, livemode=False,
+                                            raw_body="{}", received_at=utcnow(), status="ignored", error=reason))
 
 
 def record_reconciled_event(engine: Engine, event: dict[str, Any]) -> Recorded:
