@@ -24,6 +24,7 @@ from orderpipe.artifact import artifact_key, order_markdown
 from orderpipe.bootstrap import process_services
 from orderpipe.connectors.base import Alert
 from orderpipe.connectors.status_callback import callback_payload
+from orderpipe.refund_ledger import payment_summary
 from tasks.crm import crm
 from tasks.email import email
 from tasks.fetch_order import fetch_order
@@ -106,6 +107,8 @@ def process_order(order_id: str) -> dict[str, Any]:
     _tag_run(order.country, order.currency)
     ledger.set_order_fields(svc.engine, order_id, customer_email=order.customer_email, country=order.country,
                             currency=order.currency, amount_total=order.amount_total)
+    if order.fully_refunded or order.billing_invoice:
+        return _cancelled(order)
 
     futures = {
         "crm": crm.submit(order),
@@ -143,7 +146,8 @@ def process_order(order_id: str) -> dict[str, Any]:
     create_markdown_artifact(
         key=artifact_key(order_id),
         markdown=order_markdown(order, steps=steps, crm=results.get("crm"), shipment=shipped, invoice=invoiced,
-                                email=results.get("email"), errors=errors),
+                                email=results.get("email"), errors=errors,
+                                payment=payment_summary(svc.engine, order_id, order.amount_total)),
         description=f"Order {order_id}",
     )
     for step, error in errors.items():
@@ -160,6 +164,26 @@ def process_order(order_id: str) -> dict[str, Any]:
                 invoiced.invoice_number)
     return {"order_id": order_id, "tracking_number": shipped.tracking_number,
             "invoice_number": invoiced.invoice_number, "steps": steps}
+
+
+def _cancelled(order: Any) -> dict[str, Any]:
+    """Refunded in full before fulfilment (or a Billing invoice's payment): nothing is shipped,
+    invoiced or emailed; the refund's own run credits an invoice if one exists."""
+    svc = process_services()
+    why = (f"paid through Stripe invoice {order.billing_invoice} (Billing): not a shop order"
+           if order.billing_invoice else
+           f"refunded in full ({order.amount_refunded} of {order.amount_total}) before fulfilment")
+    ledger.set_order_state(svc.engine, order.order_id, "cancelled", last_error=why)
+    steps = ledger.steps_of(svc.engine, order.order_id)
+    create_markdown_artifact(
+        key=artifact_key(order.order_id),
+        markdown=order_markdown(order, steps=steps, crm=None, shipment=None, invoice=None, email=None, errors={},
+                                payment=payment_summary(svc.engine, order.order_id, order.amount_total))
+        + f"\n**Cancelled:** {why}; nothing shipped, invoiced or emailed.\n",
+        description=f"Order {order.order_id}",
+    )
+    get_run_logger().info("order %s cancelled: %s", order.order_id, why)
+    return {"order_id": order.order_id, "state": "cancelled", "reason": why, "steps": steps}
 
 
 def _callback(order_id: str, status: str, *, tracking: Any = None, invoice: Any = None,

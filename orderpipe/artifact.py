@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from orderpipe.connectors.base import CrmResult, EmailResult, InvoiceResult, ShipmentResult
 from orderpipe.money import to_decimal
@@ -27,6 +28,7 @@ def order_markdown(
     invoice: InvoiceResult | None,
     email: EmailResult | None,
     errors: dict[str, str],
+    payment: dict[str, Any] | None = None,
 ) -> str:
     c = order.currency
     rows = [
@@ -53,6 +55,7 @@ def order_markdown(
         + (f" (`{_invoice_file(invoice)}`)" if invoice and _invoice_file(invoice) else ""),
         f"**CRM deal:** {crm.deal_id if crm else '-'}",
         f"**Email:** {email.transport + ' ' + (email.location or email.message_id) if email else '-'}",
+        *(payment_markdown(payment, c) if payment is not None else []),
         "",
         "| step | state |",
         "|---|---|",
@@ -65,3 +68,41 @@ def order_markdown(
 def _invoice_file(invoice: InvoiceResult) -> str | None:
     """The local path, else the file store key (results cached by older versions have no key)."""
     return invoice.pdf_path or getattr(invoice, "pdf_key", None)
+
+
+def payment_markdown(payment: dict[str, Any], currency: str | None) -> list[str]:
+    """The order's money after the sale: payment status, refunded amount, credit notes."""
+    c = currency or ""
+    refunded = payment.get("refunded_amount", 0)
+    rows = [
+        f"**Payment status:** {payment.get('payment_status', 'paid')}",
+        f"**Refunded:** {_money(refunded, c) if c else refunded}",
+    ]
+    notes = payment.get("credit_notes") or []
+    if notes:
+        rows += ["", "| credit note | amount | refund |", "|---|---:|---|"]
+        rows += [f"| {n['number']} | {_money(n['amount'], c) if c else n['amount']} | {n['refund_id']} |"
+                 for n in notes]
+    return rows
+
+
+def order_status_markdown(row: Any, steps: dict[str, str], payment: dict[str, Any],
+                          note: str | None = None) -> str:
+    """The order's artifact rewritten after a refund, from the ledger (the order run's results
+    are not at hand in the refund run): customer, amount, tracking, invoice, payment, steps."""
+    c = row.currency or ""
+    rows = [
+        f"# Order `{row.order_id}`",
+        "",
+        f"**Customer:** {row.customer_email or '-'} · **Country:** {row.country or '-'} · **Currency:** "
+        f"{c.upper() or '-'}",
+        f"**Total charged:** {_money(row.amount_total, c) if row.amount_total is not None and c else '-'}",
+        f"**State:** {row.state}",
+        f"**Tracking number:** {row.tracking_number or '-'}",
+        f"**Invoice:** {row.invoice_number or '-'}",
+        *payment_markdown(payment, row.currency),
+    ]
+    if note:
+        rows += ["", note]
+    rows += ["", "| step | state |", "|---|---|", *(f"| {s} | {st} |" for s, st in steps.items())]
+    return "\n".join(rows) + "\n"

@@ -75,10 +75,16 @@ class StripeReader:
         if customer_id:
             customer = self._call(where, "GET /v1/customers",
                                   lambda: self._client.v1.customers.retrieve(customer_id))
-        order = normalise(pi, session, line_items, customer)
+        # A Billing payment has no payment-mode Checkout Session: only then is invoice_payments asked.
+        billing = _id_of(pi.get("invoice")) or (self.billing_invoice_of(pi) if session is None else None)
         charge = pi.get("latest_charge")
         refunded = int(charge.get("amount_refunded") or 0) if isinstance(charge, dict) else 0
-        return order.model_copy(update={"amount_refunded": refunded}) if refunded else order
+        if isinstance(charge, dict):
+            pi = {**pi, "latest_charge": charge.get("id")}
+        order = normalise(pi, session, line_items, customer)
+        if refunded or billing:
+            order = order.model_copy(update={"amount_refunded": refunded, "billing_invoice": billing})
+        return order
 
     def _session_for(self, order_id: str) -> Obj | None:
         page = self._call(
