@@ -10,6 +10,7 @@ import json
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from email.policy import default
 from pathlib import Path
 from typing import Any
@@ -60,14 +61,29 @@ def standin() -> Iterator[tuple[str, StandinStore]]:
         yield pair
 
 
+@contextmanager
+def _world(prefect_api: str, standin: tuple[str, StandinStore], data_dir: Path, db_url: str,
+           monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
+    base, store = standin
+    with flow_settings(monkeypatch, prefect_api, data_dir, db_url, base):
+        app = create_app(engine=get_engine(db_url), secrets=[SECRET], alert_sink=CollectingAlerts())
+        yield {"store": store, "db": db_url, "engine": get_engine(db_url), "data": data_dir,
+               "client": app.test_client()}
+
+
 @pytest.fixture
 def world(prefect_api: str, standin: tuple[str, StandinStore], data_dir: Path, sqlite_url: str,
           monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
-    base, store = standin
-    with flow_settings(monkeypatch, prefect_api, data_dir, sqlite_url, base):
-        app = create_app(engine=get_engine(sqlite_url), secrets=[SECRET], alert_sink=CollectingAlerts())
-        yield {"store": store, "db": sqlite_url, "engine": get_engine(sqlite_url), "data": data_dir,
-               "client": app.test_client()}
+    with _world(prefect_api, standin, data_dir, sqlite_url, monkeypatch) as w:
+        yield w
+
+
+@pytest.fixture
+def world_any_db(prefect_api: str, standin: tuple[str, StandinStore], data_dir: Path, any_db_url: str,
+                 monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
+    """The same on SQLite and on Postgres (row locks of the refund dispatch)."""
+    with _world(prefect_api, standin, data_dir, any_db_url, monkeypatch) as w:
+        yield w
 
 
 def deliver(client: FlaskClient, event: dict[str, Any]) -> dict[str, Any]:
@@ -101,8 +117,8 @@ def status(w: dict[str, Any], order_id: str) -> dict[str, Any]:
 
 
 def test_full_refund_events_duplicated_and_out_of_order_give_one_run_and_one_credit_note(
-        world: dict[str, Any]) -> None:
-    w, store = world, world["store"]
+        world_any_db: dict[str, Any]) -> None:
+    w, store = world_any_db, world_any_db["store"]
     order_id = "pi_3TestRefundFull0001"
     invoice_number = fulfilled(w, FI_CONSUMER, order_id)
     total = store.payment_intents[order_id]["amount"]
