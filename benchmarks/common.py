@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 
 from benchmarks import procstats
+from orderpipe.progress import CountProgress
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
@@ -47,32 +48,8 @@ def parse_ts(text: str | None) -> float | None:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() if text else None
 
 
-class Progress:
-    """One updating line on a terminal; a line every 10 s otherwise."""
-
-    def __init__(self, label: str) -> None:
-        self.label = label
-        self.tty = sys.stderr.isatty()
-        self.t0 = time.monotonic()
-        self._last = 0.0
-        self._text = ""
-
-    def update(self, text: str) -> None:
-        now = time.monotonic()
-        self._text = f"  {self.label}: {text}  [{now - self.t0:.0f} s]"
-        if self.tty:
-            sys.stderr.write("\r\x1b[2K" + self._text)
-            sys.stderr.flush()
-        elif now - self._last >= 10:
-            self._last = now
-            print(self._text, file=sys.stderr, flush=True)
-
-    def done(self, text: str | None = None) -> None:
-        if text is not None:
-            self._text = f"  {self.label}: {text}  [{time.monotonic() - self.t0:.0f} s]"
-        if self.tty:
-            sys.stderr.write("\r\x1b[2K")
-        print(self._text, file=sys.stderr, flush=True)
+# One bar on a terminal (rich), a plain line every 10 s otherwise (CI logs): see orderpipe/progress.py.
+Progress = CountProgress
 
 
 def say(msg: str) -> None:

@@ -53,7 +53,8 @@ def wait_final(target: Target, subs: list[Submitted], timeout: float, progress: 
         pending -= set(found)
         if progress is not None:
             failed = sum(1 for r in done.values() if r["state"] != "COMPLETED")
-            progress.update(f"done {len(done)}/{len(subs)}" + (f", {failed} not completed" if failed else ""))
+            progress.update(f"done {len(done)}/{len(subs)}" + (f", {failed} not completed" if failed else ""),
+                            completed=len(done), total=len(subs))
         if pending:
             time.sleep(poll)
     return done
@@ -65,7 +66,7 @@ def singles(target: Target, n: int, timeout: float, tag: str) -> dict[str, Any]:
     states: list[str] = []
     prog = Progress(f"{target.label} {tag}")
     for i in range(n):
-        prog.update(f"{i}/{n}")
+        prog.update(f"{i}/{n}", completed=i, total=n)
         sub = target.submit(f"{tag}{i}")
         res = wait_final(target, [sub], timeout, poll=0.2).get(sub.key)
         if res is None:
@@ -95,7 +96,7 @@ def burst(target: Target, n: int, timeout: float, tag: str = "b") -> dict[str, A
         for i in range(n):
             subs.append(target.submit(f"{tag}{i}"))
             if i % 5 == 0 or i == n - 1:
-                prog.update(f"submitted {i + 1}/{n}")
+                prog.update(f"submitted {i + 1}/{n}", completed=0, total=n)
         submit_s = time.time() - t0
         done = wait_final(target, subs, timeout, prog)
         cpu_after = procstats.cpu_snapshot(roots, target.classifier)

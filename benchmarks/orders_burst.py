@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import secrets
 import shutil
 import subprocess
@@ -110,7 +111,10 @@ def run(*, database: str, pg_base: str | None, orders: int, singles: int, timeou
         standin.stop()
         if pg is not None:
             pg.drop_all()
-        shutil.rmtree(data_dir, ignore_errors=True)
+        if os.environ.get("BENCH_KEEP"):  # the logs say what each process did (worker.log: CPU-s per run)
+            say(f"  {label}: data dir kept: {data_dir}")
+        else:
+            shutil.rmtree(data_dir, ignore_errors=True)
 
 
 def _status_counts(env: dict[str, str], limit: int) -> dict[str, Any]:

@@ -48,7 +48,7 @@ def fork_run(flow: Any, flow_run: Any) -> int:
         signal.set_wakeup_fd(-1)
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD):
             signal.signal(sig, signal.SIG_DFL)
-        code = _run(flow, flow_run)
+        code = _profiled(flow, flow_run) if os.environ.get("ORDERPIPE_PROFILE_DIR") else _run(flow, flow_run)
     except BaseException:  # noqa: BLE001 - whatever happened, leave with a code the worker reads
         logging.getLogger("orderpipe.worker").exception("flow run %s: executor error", flow_run.id)
     finally:
@@ -56,6 +56,18 @@ def fork_run(flow: Any, flow_run: Any) -> int:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)
+
+
+def _profiled(flow: Any, flow_run: Any) -> int:
+    """`ORDERPIPE_PROFILE_DIR=...`: each child writes a cProfile of its run there
+    (`<flow run id>.prof`; read with `python -m pstats`). README "Speed"."""
+    import cProfile
+
+    profile = cProfile.Profile()
+    try:
+        return profile.runcall(_run, flow, flow_run)
+    finally:
+        profile.dump_stats(os.path.join(os.environ["ORDERPIPE_PROFILE_DIR"], f"{flow_run.id}.prof"))
 
 
 def _run(flow: Any, flow_run: Any) -> int:
@@ -86,13 +98,28 @@ def _run_settings() -> Iterator[None]:
     import prefect.context
 
     ctx = prefect.context.get_settings_context()
-    current = ctx.settings
-    settings = current.model_copy(update={
+    base, derived = _PREPARED or (None, None)
+    settings = derived if base is ctx.settings else _derive(ctx.settings)
+    with prefect.context.SettingsContext(profile=ctx.profile, settings=settings):
+        yield
+
+
+_PREPARED: list[Any] = []  # [the worker's settings, the runs' settings derived from them]
+
+
+def _derive(current: Any) -> Any:
+    return current.model_copy(update={
         "client": current.client.model_copy(update={"max_retries": 6}),
         "flows": current.flows.model_copy(update={"heartbeat_frequency": None}),
     })
-    with prefect.context.SettingsContext(profile=ctx.profile, settings=settings):
-        yield
+
+
+def prepare() -> None:
+    """Derive the runs' settings once, in the worker before it forks (a few ms per child)."""
+    import prefect.context
+
+    current = prefect.context.get_settings_context().settings
+    _PREPARED[:] = [current, _derive(current)]
 
 
 def _without_rename(flow: Any, flow_run: Any) -> Any:

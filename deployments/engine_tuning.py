@@ -61,8 +61,11 @@ def apply() -> list[str]:
         shared = _SharedContextSSL()
         orchestration.ssl = shared  # type: ignore[attr-defined]
         import certifi
+        from prefect.settings import PREFECT_API_SSL_CERT_FILE
 
-        shared.create_default_context(cafile=certifi.where())  # the one every client asks for
+        # the one every client asks for (the same expression as Prefect's client: the setting
+        # follows SSL_CERT_FILE, which many machines set to the system bundle)
+        shared.create_default_context(cafile=PREFECT_API_SSL_CERT_FILE.value() or certifi.where())
         changed.append("shared TLS context for Prefect clients")
     if hasattr(flow_engine, "observe_flow_run_suspension"):
         flow_engine.observe_flow_run_suspension = _no_suspension_observer  # type: ignore[assignment]

@@ -78,6 +78,7 @@ class Worker:
         from prefect.settings import PREFECT_CLIENT_MAX_RETRIES, temporary_settings
 
         from deployments import engine_tuning
+        from deployments.child import prepare as prepare_children
         from deployments.definitions import apply_all
         from orderpipe.alerts import Outbox
         from orderpipe.bootstrap import preset_settings
@@ -115,9 +116,10 @@ class Worker:
             self._warm_child_caches()
             preset_settings(s)
             log.info("engine tuning for forked runs: %s", ", ".join(engine_tuning.apply()) or "none applied")
+            prepare_children()
             warm(s)
             self.recovery = Recovery(self.engine, client, self._alert_sink)
-            self.dispatcher = Dispatcher(self.engine, client=client)
+            self.dispatcher = Dispatcher(self.engine, client=client, alert_sink=self._alert_sink)
             self.outbox = Outbox(self.engine, self._alert_sink())
             beat.start()
             log.info("worker %s: pool %s, limit %d, poll %.2fs", self.name, self.pool, self.limit,

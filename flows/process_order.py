@@ -8,22 +8,24 @@ run re-runs only what failed (the rest hits the per-order cache).
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from datetime import UTC, datetime
 from typing import Any
 
 from prefect import flow, get_run_logger
-from prefect.artifacts import create_markdown_artifact
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.client.orchestration import SyncPrefectClient, get_client
 from prefect.context import get_run_context
 from prefect.futures import PrefectFuture
 
-from orderpipe import ledger
-from orderpipe.artifact import artifact_key, order_markdown
+from orderpipe import alerts, audit, ledger
+from orderpipe.artifact import StepTiming, artifact_key, file_link, order_markdown, steps_table, steps_table_key
 from orderpipe.bootstrap import process_services
 from orderpipe.connectors.base import Alert
 from orderpipe.connectors.status_callback import callback_payload
+from orderpipe.errors import NeedsAttention, failure_kind
+from orderpipe.refund_ledger import payment_summary
+from orderpipe.states import OrderState, Step, StepState
 from tasks.crm import crm
 from tasks.email import email
 from tasks.fetch_order import fetch_order
@@ -47,10 +49,47 @@ def _outcome(future: PrefectFuture[Any]) -> tuple[Any, str | None]:
     return None, (str(err) if isinstance(err, BaseException) else state.message) or state.name
 
 
-def _alert(order_id: str, step: str, error: str, kind: str = "step_failed") -> Alert:
-    digest = hashlib.sha1(error.encode()).hexdigest()[:12]
-    return Alert(order_id=order_id, step=step, kind=kind, dedupe_key=f"{kind}:{order_id}:{step}:{digest}",
-                 message=f"order {order_id}: step {step} failed: {error}", occurred_at=datetime.now(UTC))
+def _failure(future: PrefectFuture[Any]) -> BaseException | str | None:
+    """The exception a failed task future ended with (or its state message)."""
+    err = future.state.result(raise_on_failure=False)
+    return err if isinstance(err, BaseException) else future.state.message
+
+
+def _alert(order_id: str, step: str, error: str, kind: str = "step_failed",
+           failure: BaseException | str | None = None) -> Alert:
+    """One alert per order, step and kind of failure: the key never holds the error's text
+    (vendors put a fresh request id in it, so every re-drive would alert again)."""
+    if isinstance(failure, NeedsAttention):
+        kind = "needs_attention"
+    what = "needs attention" if kind == "needs_attention" else "failed"
+    return Alert(order_id=order_id, step=step, kind=kind,
+                 dedupe_key=f"{kind}:{order_id}:{step}:{failure_kind(failure if failure is not None else error)}",
+                 message=f"order {order_id}: step {step} {what}: {error}", occurred_at=datetime.now(UTC))
+
+
+class _Steps:
+    """The steps' futures, submit times and final states, for the audit trail."""
+
+    def __init__(self) -> None:
+        self.timings: dict[str, StepTiming] = {}
+
+    def submit(self, step: Step, task: Any, *args: Any) -> PrefectFuture[Any]:
+        self.timings[step] = StepTiming(step=step, submitted=datetime.now(UTC))
+        return task.submit(*args)
+
+    def outcome(self, step: Step, future: PrefectFuture[Any], order: Any = None) -> tuple[Any, str | None]:
+        result, err = _outcome(future)
+        timing = self.timings[step]
+        timing.state_name = future.state.name
+        timing.finished = future.state.timestamp
+        timing.error = err
+        if result is not None:
+            timing.outcome = audit.outcome_line(step, result, order)
+            if future.state.name == "Cached":  # the task did not run, so it logged nothing: say what it holds
+                get_run_logger().info("%s: cached from an earlier run of this order, not done again: %s",
+                                      step, timing.outcome)
+        return result, err
+
 
 
 def _tag_run(country: str | None, currency: str) -> None:
@@ -83,67 +122,117 @@ def on_crashed(flow: Any, flow_run: Any, state: Any) -> None:
         logging.getLogger("orderpipe.flow").error("crash of %s not recorded: %s", order_id, exc)
 
 
-@flow(name="process-order", flow_run_name="order-{order_id}", persist_result=True, on_crashed=[on_crashed])
+# validate_parameters=False: the one parameter is a string the dispatcher wrote; Prefect's
+# validation builds a new Pydantic model for it in every run (checked below instead).
+@flow(name="process-order", flow_run_name="order-{order_id}", persist_result=True, on_crashed=[on_crashed],
+      validate_parameters=False)
 def process_order(order_id: str) -> dict[str, Any]:
+    if not isinstance(order_id, str) or not order_id:
+        raise TypeError(f"process-order takes the order id as a non-empty string, not {order_id!r}")
+    try:
+        return _process(order_id)
+    except OrderNotFulfilled:
+        raise  # the failing step was alerted
+    except Exception as exc:
+        _alert_outside_steps(order_id, exc)
+        raise
+
+
+def _alert_outside_steps(order_id: str, exc: BaseException) -> None:
+    """A failure outside the steps (a ledger write at the start, the artifact...) is not silent."""
+    alert = Alert(order_id=order_id, step="flow", kind="run_error", occurred_at=datetime.now(UTC),
+                  dedupe_key=f"run_error:{order_id}:flow:{failure_kind(exc)}",
+                  message=f"order {order_id}: the run failed outside its steps: {type(exc).__name__}: "
+                          f"{str(exc).splitlines()[0][:300] if str(exc) else ''}")
+    try:
+        svc = process_services()
+    except Exception as err:  # noqa: BLE001 - configuration itself is broken: the log is all that is left
+        logging.getLogger("orderpipe.flow").critical("%s (and no alert sink: %s)", alert.message, err)
+        return
+    try:
+        alerts.raise_alert(svc.engine, svc.alerts, alert)
+    except Exception as err:  # noqa: BLE001 - the database is away: deliver anyway, unrecorded
+        logging.getLogger("orderpipe.flow").error("alert %s not recorded (%s); delivering it unrecorded",
+                                                  alert.dedupe_key, err)
+        try:
+            svc.alerts.send(alert)
+        except Exception as send_err:  # noqa: BLE001
+            logging.getLogger("orderpipe.flow").critical("%s (alert not delivered: %s)", alert.message, send_err)
+
+
+def _process(order_id: str) -> dict[str, Any]:
     logger = get_run_logger()
     svc = process_services()
     run = get_run_context().flow_run  # type: ignore[union-attr]
-    ledger.set_order_state(svc.engine, order_id, "running", flow_run_id=str(run.id))
+    ledger.set_order_state(svc.engine, order_id, OrderState.RUNNING, flow_run_id=str(run.id))
+    audit_steps = _Steps()
 
-    order_future = fetch_order.submit(order_id)
-    order, err = _outcome(order_future)
+    order_future = audit_steps.submit(Step.FETCH_ORDER, fetch_order, order_id)
+    order, err = audit_steps.outcome(Step.FETCH_ORDER, order_future)
     if order is None:
-        ops_alert(_alert(order_id, "fetch_order", err or "failed"))
-        ledger.set_order_state(svc.engine, order_id, "failed", last_error=f"fetch_order: {err}")
-        _callback(order_id, "failed", failed_step="fetch_order")
+        ops_alert(_alert(order_id, Step.FETCH_ORDER, err or "failed", failure=_failure(order_future)))
+        ledger.set_order_state(svc.engine, order_id, OrderState.FAILED, last_error=f"fetch_order: {err}")
+        _steps_artifact(order_id, audit_steps)
+        _callback(order_id, "failed", failed_step=Step.FETCH_ORDER)
         raise OrderNotFulfilled(f"order {order_id}: fetch_order failed: {err}")
 
     _tag_run(order.country, order.currency)
     ledger.set_order_fields(svc.engine, order_id, customer_email=order.customer_email, country=order.country,
                             currency=order.currency, amount_total=order.amount_total)
+    if order.fully_refunded or order.billing_invoice:
+        return _cancelled(order)
 
-    futures = {
-        "crm": crm.submit(order),
-        "production_log": production_log.submit(order),
-        "shipment": shipment.submit(order),
-        "invoice": invoice.submit(order),
-    }
+    futures = {step: audit_steps.submit(step, task, order) for step, task in (
+        (Step.CRM, crm), (Step.PRODUCTION_LOG, production_log), (Step.SHIPMENT, shipment), (Step.INVOICE, invoice))}
     results: dict[str, Any] = {}
     errors: dict[str, str] = {}
+    failures: dict[str, BaseException | str | None] = {}
     for step, fut in futures.items():
-        results[step], e = _outcome(fut)
+        results[step], e = audit_steps.outcome(step, fut, order)
         if e is not None:
-            errors[step] = e
-    if "shipment" not in errors and "invoice" not in errors:
-        results["email"], e = _outcome(email.submit(order, results["shipment"], results["invoice"]))
+            errors[step], failures[step] = e, _failure(fut)
+    if Step.SHIPMENT not in errors and Step.INVOICE not in errors:
+        email_future = audit_steps.submit(Step.EMAIL, email, order, results[Step.SHIPMENT], results[Step.INVOICE])
+        results[Step.EMAIL], e = audit_steps.outcome(Step.EMAIL, email_future, order)
         if e is not None:
-            errors["email"] = e
+            errors[Step.EMAIL], failures[Step.EMAIL] = e, _failure(email_future)
     else:
-        results["email"] = None
+        results[Step.EMAIL] = None
+        blocked = " and ".join(s for s in (Step.SHIPMENT, Step.INVOICE) if s in errors)
+        logger.warning("email: not sent, because %s failed (it needs the tracking number and the invoice); "
+                       "`orderpipe replay %s` sends it once that is fixed", blocked, order_id)
 
-    shipped, invoiced = results.get("shipment"), results.get("invoice")
+    shipped, invoiced = results.get(Step.SHIPMENT), results.get(Step.INVOICE)
     ledger.set_order_fields(
         svc.engine, order_id,
         tracking_number=shipped.tracking_number if shipped else None,
         invoice_number=invoiced.invoice_number if invoiced else None,
     )
     steps = ledger.steps_of(svc.engine, order_id)
-    done = [s for s, st in steps.items() if st == "completed"]
+    done = [s for s, st in steps.items() if st == StepState.COMPLETED]
     status = "completed: " + ", ".join(done) + ("; failed: " + ", ".join(errors) if errors else "")
-    if results.get("production_log") is not None:
+    if results.get(Step.PRODUCTION_LOG) is not None:
         _, e = _outcome(production_log_status.submit(order_id, status))
         if e is not None:
             logger.warning("production log status not updated: %s", e)
 
+    links = {
+        "label": file_link(svc.files, shipped.label.key) if shipped else None,
+        "invoice": file_link(svc.files, invoiced.pdf_key) if invoiced and invoiced.pdf_key else None,
+    }
     create_markdown_artifact(
         key=artifact_key(order_id),
-        markdown=order_markdown(order, steps=steps, crm=results.get("crm"), shipment=shipped, invoice=invoiced,
-                                email=results.get("email"), errors=errors),
+        markdown=order_markdown(order, steps=steps, crm=results.get(Step.CRM), shipment=shipped, invoice=invoiced,
+                                email=results.get(Step.EMAIL), errors=errors, links=links,
+                                payment=payment_summary(svc.engine, order_id, order.amount_total)),
         description=f"Order {order_id}",
     )
+    _steps_artifact(order_id, audit_steps)
     for step, error in errors.items():
-        ops_alert(_alert(order_id, step, error))
-    state = "failed" if errors else "completed"
+        ops_alert(_alert(order_id, step, error, failure=failures.get(step)))
+    # A step whose vendor write has an unknown outcome waits for a person: never re-driven blindly.
+    attention = any(steps.get(step) == StepState.NEEDS_ATTENTION for step in errors)
+    state = (OrderState.NEEDS_ATTENTION if attention else OrderState.FAILED) if errors else OrderState.COMPLETED
     ledger.set_order_state(svc.engine, order_id, state,
                            last_error="; ".join(f"{k}: {v}" for k, v in errors.items()) or None)
     failed_step = next(iter(errors), None)
@@ -155,6 +244,32 @@ def process_order(order_id: str) -> dict[str, Any]:
                 invoiced.invoice_number)
     return {"order_id": order_id, "tracking_number": shipped.tracking_number,
             "invoice_number": invoiced.invoice_number, "steps": steps}
+
+
+def _steps_artifact(order_id: str, audit_steps: _Steps) -> None:
+    """The table artifact: one row per step with its times and outcome."""
+    create_table_artifact(key=steps_table_key(order_id), table=steps_table(list(audit_steps.timings.values())),
+                          description=f"Steps of order {order_id}")
+
+
+def _cancelled(order: Any) -> dict[str, Any]:
+    """Refunded in full before fulfilment (or a Billing invoice's payment): nothing is shipped,
+    invoiced or emailed; the refund's own run credits an invoice if one exists."""
+    svc = process_services()
+    why = (f"paid through Stripe invoice {order.billing_invoice} (Billing): not a shop order"
+           if order.billing_invoice else
+           f"refunded in full ({order.amount_refunded} of {order.amount_total}) before fulfilment")
+    ledger.set_order_state(svc.engine, order.order_id, OrderState.CANCELLED, last_error=why)
+    steps = ledger.steps_of(svc.engine, order.order_id)
+    create_markdown_artifact(
+        key=artifact_key(order.order_id),
+        markdown=order_markdown(order, steps=steps, crm=None, shipment=None, invoice=None, email=None, errors={},
+                                payment=payment_summary(svc.engine, order.order_id, order.amount_total))
+        + f"\n**Cancelled:** {why}; nothing shipped, invoiced or emailed.\n",
+        description=f"Order {order.order_id}",
+    )
+    get_run_logger().info("order %s cancelled: %s", order.order_id, why)
+    return {"order_id": order.order_id, "state": "cancelled", "reason": why, "steps": steps}
 
 
 def _callback(order_id: str, status: str, *, tracking: Any = None, invoice: Any = None,

@@ -1,4 +1,5 @@
-"""The `orderpipe` command: up | demo | worker | receiver | status | reconcile | replay | check."""
+"""The `orderpipe` command: up | demo | worker | receiver | status | reconcile | replay | check |
+resolve | purge | forget."""
 
 from __future__ import annotations
 
@@ -37,10 +38,12 @@ def _status_json(settings: Settings, engine: Any, row: Any) -> dict[str, Any]:
     """The contract's `status --json` object for one order row."""
     from orderpipe import ledger
     from orderpipe.prefect_env import ui_url
+    from orderpipe.refund_ledger import payment_summary
 
     return {
         "order_id": row.order_id,
         "state": row.state,
+        **payment_summary(engine, row.order_id, row.amount_total),
         "flow_run_id": row.flow_run_id,
         "ui_url": f"{ui_url(settings)}/runs/flow-run/{row.flow_run_id}" if row.flow_run_id else None,
         "steps": ledger.steps_of(engine, row.order_id),
@@ -73,6 +76,9 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
             for key, value in status.items():
                 if key == "steps":
                     print("steps:          " + ", ".join(f"{k}={v}" for k, v in value.items()))
+                elif key == "credit_notes":
+                    print(f"{key + ':':<16}" + (", ".join(f"{n['number']} ({n['amount']}, {n['refund_id']})"
+                                                          for n in value) or "-"))
                 else:
                     print(f"{key + ':':<16}{value if value is not None else '-'}")
         return 0
@@ -80,11 +86,17 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([_status_json(settings, engine, r) for r in rows]))
         return 0
-    print(f"{'order':<32} {'state':<10} {'amount':>12} {'tracking':<16} {'invoice':<14} received")
+    from orderpipe.refund_ledger import payment_summary
+
+    print(f"{'order':<32} {'state':<15} {'amount':>12} {'payment':<18} {'refunded':>8} {'tracking':<16} "
+          f"{'invoice':<14} {'credit notes':<16} received")
     for r in rows:
         amount = f"{r.amount_total} {r.currency}" if r.amount_total is not None else "-"
-        print(f"{r.order_id:<32} {r.state:<10} {amount:>12} {r.tracking_number or '-':<16} "
-              f"{r.invoice_number or '-':<14} {r.created_at:%Y-%m-%d %H:%M:%S}")
+        pay = payment_summary(engine, r.order_id, r.amount_total)
+        notes = ",".join(n["number"] for n in pay["credit_notes"]) or "-"
+        print(f"{r.order_id:<32} {r.state:<15} {amount:>12} {pay['payment_status']:<18} {pay['refunded_amount']:>8} "
+              f"{r.tracking_number or '-':<16} {r.invoice_number or '-':<14} {notes:<16} "
+              f"{r.created_at:%Y-%m-%d %H:%M:%S}")
     return 0
 
 
@@ -107,6 +119,7 @@ def cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
     from orderpipe.db import get_engine, migrate
     from orderpipe.dispatcher import Dispatcher
     from orderpipe.reconciliation import retry_flow_run
+    from orderpipe.states import OrderState
 
     migrate(settings.db_url)
     engine = get_engine(settings.db_url)
@@ -125,7 +138,7 @@ def cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
         if not accepted:
             print(f"Prefect refused to retry run {row.flow_run_id}", file=sys.stderr)
             return 1
-        ledger.set_order_state(engine, args.order_id, "running")
+        ledger.set_order_state(engine, args.order_id, OrderState.RUNNING)
         print(f"order {args.order_id}: run {row.flow_run_id} scheduled again (attempt {run_count + 1}); "
               "completed steps will be skipped")
     else:
@@ -172,6 +185,48 @@ def _wait_for_order(settings: Settings, order_id: str, timeout: float) -> int:
             time.sleep(0.5)
     print(f"order {order_id}: still running after {timeout:.0f} s", file=sys.stderr)
     return 1
+
+
+def cmd_resolve(settings: Settings, args: argparse.Namespace) -> int:
+    """A person checked the vendor: nothing was done; the step may be done again by a replay."""
+    from orderpipe import ledger, vendor_attempts
+    from orderpipe.db import get_engine, migrate
+
+    migrate(settings.db_url)
+    engine = get_engine(settings.db_url)
+    if ledger.get_order(engine, args.order_id) is None:
+        print(f"unknown order {args.order_id}", file=sys.stderr)
+        return EXIT_UNKNOWN_ORDER
+    found = vendor_attempts.resolve(engine, args.order_id, args.step)
+    if found is None:
+        print(f"order {args.order_id}: step {args.step} has no write with an unknown outcome", file=sys.stderr)
+        return 1
+    print(f"order {args.order_id}: the {found.vendor} write of step {args.step} (reference {found.reference}, "
+          f"started {found.started_at:%Y-%m-%d %H:%M:%S} UTC) is marked not done; "
+          f"`orderpipe replay {args.order_id}` does it again")
+    return 0
+
+
+def _retention_report(lines: list[str]) -> int:
+    for line in lines:
+        print(line)
+    return 0
+
+
+def cmd_purge(settings: Settings, args: argparse.Namespace) -> int:
+    from orderpipe import retention
+    from orderpipe.db import get_engine, migrate
+
+    migrate(settings.db_url)
+    return _retention_report(retention.purge(settings, get_engine(settings.db_url), args.older_than).lines())
+
+
+def cmd_forget(settings: Settings, args: argparse.Namespace) -> int:
+    from orderpipe import retention
+    from orderpipe.db import get_engine, migrate
+
+    migrate(settings.db_url)
+    return _retention_report(retention.forget(settings, get_engine(settings.db_url), args.email).lines())
 
 
 def cmd_check(settings: Settings, _args: argparse.Namespace) -> int:
@@ -264,6 +319,16 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("receiver", help="run the webhook receiver alone (gunicorn)").set_defaults(func=cmd_receiver)
     c = sub.add_parser("check", help="verify the configured connectors' credentials and reachability")
     c.set_defaults(func=cmd_check)
+    rs = sub.add_parser("resolve", help="after checking the vendor: a write with an unknown outcome was not done")
+    rs.add_argument("order_id")
+    rs.add_argument("step", choices=["shipment", "email"])
+    rs.set_defaults(func=cmd_resolve)
+    pg = sub.add_parser("purge", help="delete personal data older than a cutoff (invoices are kept 6 years)")
+    pg.add_argument("--older-than", type=parse_duration, required=True, help="e.g. 90d")
+    pg.set_defaults(func=cmd_purge)
+    fg = sub.add_parser("forget", help="erase one customer's personal data; prints what was kept and why")
+    fg.add_argument("email")
+    fg.set_defaults(func=cmd_forget)
     return p
 
 

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import httpx
 
+from orderpipe.states import OrderState, Step, StepState
+
 DEMO_SECRET = "whsec_orderpipe_demo_not_secret"
 
 
@@ -95,6 +97,8 @@ def _drive(settings: object, store: object, order_ids: list[str], timeout: float
     from orderpipe import ledger
     from orderpipe.db import get_engine
     from orderpipe.prefect_env import ui_url
+    from orderpipe.progress import OrderProgress
+    from orderpipe.states import FINAL_ORDER_STATES, STEPS
     from orderpipe.stripe_standin.events import fulfilment_events, signed_delivery
 
     s = settings  # Settings
@@ -112,16 +116,19 @@ def _drive(settings: object, store: object, order_ids: list[str], timeout: float
 
     engine = get_engine(s.db_url)  # type: ignore[attr-defined]
     pending = set(order_ids)
-    finished: dict[str, float] = {}
     deadline = time.monotonic() + timeout
-    while pending and time.monotonic() < deadline:
-        for order_id in sorted(pending):
-            row = ledger.get_order(engine, order_id)
-            if row is not None and row.state in ("completed", "failed"):
-                finished[order_id] = time.monotonic()
-                pending.discard(order_id)
-                print(f"  {order_id}: {row.state} after {finished[order_id] - sent_at[order_id]:.1f} s", flush=True)
-        time.sleep(0.25)
+    with OrderProgress(order_ids, len(STEPS)) as progress:
+        while pending and time.monotonic() < deadline:
+            for order_id in order_ids:
+                if order_id not in pending:
+                    continue
+                row = ledger.get_order(engine, order_id)
+                if row is not None and row.state in FINAL_ORDER_STATES:
+                    pending.discard(order_id)
+                    progress.finish(order_id, row.state, time.monotonic() - sent_at[order_id])
+                elif row is not None:
+                    progress.update(order_id, *_where(ledger.steps_of(engine, order_id), row.state))
+            time.sleep(0.25)
 
     print()
     print(f"{'order':<30} {'state':<10} {'country':<7} {'amount':>14} {'tracking':<15} {'invoice':<12} lang")
@@ -133,7 +140,7 @@ def _drive(settings: object, store: object, order_ids: list[str], timeout: float
         amount = f"{row.amount_total} {row.currency}" if row.amount_total is not None else "-"
         print(f"{order_id:<30} {row.state:<10} {row.country or '-':<7} {amount:>14} "
               f"{row.tracking_number or '-':<15} {row.invoice_number or '-':<12} {email or '-'}")
-        if row.state != "completed":
+        if row.state != OrderState.COMPLETED:
             ok = False
             if row.last_error:
                 print(f"    error: {row.last_error}")
@@ -146,6 +153,18 @@ def _drive(settings: object, store: object, order_ids: list[str], timeout: float
     print(f"{len(order_ids) - len(pending)}/{len(order_ids)} orders finished in "
           f"{time.monotonic() - started:.1f} s; " + ("all completed" if ok else "NOT all completed"), flush=True)
     return 0 if ok and not pending else 1
+
+
+def _where(steps: dict[Step, str], order_state: str) -> tuple[int, str]:
+    """(steps completed, what the order is at) for its progress bar."""
+    done = sum(1 for st in steps.values() if st == StepState.COMPLETED)
+    running = [str(step) for step, st in steps.items() if st == StepState.RUNNING]
+    failed = [str(step) for step, st in steps.items() if st == StepState.FAILED]
+    if running:
+        return done, ", ".join(running) + " running" + (f" ({', '.join(failed)} failed, retrying)" if failed else "")
+    if failed:
+        return done, ", ".join(failed) + " failed, retrying"
+    return done, "waiting for a worker" if order_state == OrderState.RECEIVED else str(order_state)
 
 
 def _email_language(engine: object, order_id: str) -> str | None:

@@ -16,12 +16,13 @@ Where the VAT comes from:
   group ``net = round(gross * 100 / (100 + rate))``, ``tax = gross - net``, the net spread
   over the group's lines by largest remainder.
 
-VAT categories: AE (reverse charge, rate 0, with the Article 196 note) when no tax was
-charged and either the buyer has a valid-format EU VAT id (python-stdnum, no VIES lookup)
-of another member state than the seller's and Stripe computed the tax, or the order is
-explicitly reverse charge (``tax_exempt == "reverse"`` / ``taxability_reason ==
-"reverse_charge"``) and carries a buyer VAT id; E (with a reason) for exempt customers or
-products; Z for untaxed lines; S with the rate otherwise.
+VAT categories follow the contract's table (``orderpipe.vat``): by destination, S at the
+seller's rate at home and at the destination's standard rate for EU consumers (one-stop
+shop), K (intra-community supply, ``VATEX-EU-IC``, both VAT ids) for a business buyer with a
+VAT id that passes its check digit in another member state, G (export, ``VATEX-EU-G``)
+outside the EU. Where Stripe computed tax its amounts stand: a line Stripe taxed is S at
+its rate; untaxed lines are K/G by the table, E (with a reason) for exempt customers or
+products, Z otherwise.
 
 EN 16931 allows at most two decimals in amounts (BR-DEC-*): :func:`en16931_amounts` gives
 the figures to report, rounded to two decimals for three-decimal currencies with the
@@ -34,7 +35,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal
-from enum import StrEnum
+from typing import Literal
 
 from pydantic import BaseModel
 from stdnum.eu import vat as eu_vat
@@ -43,8 +44,16 @@ from orderpipe.errors import OrderDataError
 from orderpipe.money import exponent, round_div
 from orderpipe.order import Address, Order, OrderLine
 from orderpipe.seller import Seller, normalise_vat_id
+from orderpipe.vat import (
+    EU_VAT_PREFIXES,
+    Endpoint,
+    TaxCategory,
+    VatTreatment,
+    peppol_endpoint,
+    vat_treatment,
+)
 
-EU_VAT_PREFIXES = frozenset(s.upper() for s in eu_vat.MEMBER_STATES) | {"EL"}
+__all__ = ["TaxCategory", "Endpoint", "InvoiceDocument", "build_invoice", "largest_remainder"]
 EXEMPT_REASONS = {
     "customer_exempt": "VAT exempt: customer exempt / Verosta vapautettu asiakas",
     "product_exempt": "VAT exempt: exempt supply / Arvonlisäverosta vapautettu myynti",
@@ -56,15 +65,6 @@ REVERSE_CHARGE_NOTE = (
 REVERSE_CHARGE_REASON = "Reverse charge / Käännetty verovelvollisuus"
 REVERSE_CHARGE_REASON_CODE = "VATEX-EU-AE"
 ZERO = Decimal(0)
-
-
-class TaxCategory(StrEnum):
-    """UNCL5305 VAT category codes used on orderpipe's invoices."""
-
-    STANDARD = "S"
-    REVERSE_CHARGE = "AE"
-    ZERO_RATED = "Z"
-    EXEMPT = "E"
 
 
 class InvoiceParty(BaseModel):
@@ -110,6 +110,8 @@ class TaxSubtotal(BaseModel):
 
 
 class InvoiceDocument(BaseModel):
+    """An invoice or (``document_type == "credit_note"``) a credit note: all amounts positive."""
+
     number: str
     issue_date: date
     order_id: str
@@ -130,6 +132,24 @@ class InvoiceDocument(BaseModel):
     reverse_charge: bool
     prices_include_vat: bool  # True when the VAT was worked out of VAT-inclusive prices
     notes: list[str]
+    buyer_kind: str | None = None  # orderpipe.vat.BuyerKind value
+    vat_notes: list[str] = []  # for the artifact (e.g. a buyer VAT id that failed its check digit)
+    seller_endpoint: Endpoint | None = None  # Peppol participant ids: both set -> a Peppol BIS 3.0 document
+    buyer_endpoint: Endpoint | None = None
+    document_type: Literal["invoice", "credit_note"] = "invoice"
+    billing_reference: str | None = None  # credit note: the invoice number it credits
+    billing_reference_date: date | None = None
+    refund_id: str | None = None  # credit note: the Stripe refund (re_...)
+    language: str = "en"  # language of the person-readable PDF (credit notes)
+
+    @property
+    def peppol(self) -> bool:
+        """A business buyer with a Peppol endpoint: the document follows Peppol BIS Billing 3.0."""
+        return self.seller_endpoint is not None and self.buyer_endpoint is not None
+
+    @property
+    def is_credit_note(self) -> bool:
+        return self.document_type == "credit_note"
 
     @property
     def tax_exclusive(self) -> int:
@@ -259,7 +279,7 @@ def seller_party(seller: Seller) -> InvoiceParty:
     )
 
 
-def buyer_party(order: Order, seller: Seller) -> InvoiceParty:
+def buyer_party(order: Order, seller: Seller, treatment: VatTreatment | None = None) -> InvoiceParty:
     address = order.billing_address or order.shipping_address or Address()
     if not address.country and order.shipping_address and order.shipping_address.country:
         address = address.model_copy(update={"country": order.shipping_address.country})
@@ -274,6 +294,8 @@ def buyer_party(order: Order, seller: Seller) -> InvoiceParty:
     # EN 16931 needs the buyer's country (BR-11); an order without any address (a digital
     # PaymentIntent) is taken to be sold where the seller is.
     country = (address.country or seller.country).upper()
+    # Only a VAT id that passed its check digit goes on the document (else: a consumer).
+    vat_id = treatment.buyer_vat_id if treatment is not None else _ubl_vat_id(order.buyer_vat_id)
     return InvoiceParty(
         name=name,
         street=address.line1,
@@ -281,7 +303,7 @@ def buyer_party(order: Order, seller: Seller) -> InvoiceParty:
         postcode=address.postal_code,
         city=address.city,
         country=country,
-        vat_id=_ubl_vat_id(order.buyer_vat_id),
+        vat_id=vat_id,
         email=order.customer_email,
     )
 
@@ -294,6 +316,13 @@ def buyer_qualifies_for_reverse_charge(order: Order, seller: Seller) -> bool:
     seller_country = _seller_vat_country(seller)
     seller_in_eu = seller_country in EU_VAT_PREFIXES or seller_country == "GR"
     return seller_in_eu and buyer_country != seller_country
+
+
+def seller_endpoint(seller: Seller) -> Endpoint | None:
+    """ORDERPIPE_SELLER_ENDPOINT when set, else the endpoint the seller's VAT id implies."""
+    if seller.endpoint:
+        return Endpoint.parse(seller.endpoint)
+    return peppol_endpoint(seller.vat_id)
 
 
 # ---- the maths -----------------------------------------------------------------------------
@@ -309,6 +338,7 @@ class _Work:
     category: TaxCategory
     rate: Decimal
     reason: str | None = None
+    reason_code: str | None = None
 
 
 def _derive_rate(net: int, tax: int, default_vat_rate: Decimal) -> Decimal:
@@ -336,25 +366,25 @@ def _resplit(group: list[_Work], rate: Decimal) -> None:
         w.net, w.tax = n, g - n
 
 
-def _classify(order: Order, seller: Seller, default_vat_rate: Decimal) -> tuple[list[_Work], bool]:
+def _classify(order: Order, treatment: VatTreatment, default_vat_rate: Decimal) -> tuple[list[_Work], bool]:
     explicit_reverse = order.tax_exempt == "reverse" or any(
         line.taxability_reason == "reverse_charge" for line in order.lines
     )
     taxes = _line_taxes(order) if order.tax_from_stripe else [0] * len(order.lines)
     zero_tax = sum(taxes) == 0
-    qualifies = buyer_qualifies_for_reverse_charge(order, seller)
-    reverse = zero_tax and (
-        (qualifies and (explicit_reverse or order.tax_from_stripe))
-        or (explicit_reverse and _ubl_vat_id(order.buyer_vat_id) is not None)
-    )
-    if explicit_reverse and zero_tax and not reverse:
-        raise _fail(order, "the order is marked reverse charge but the buyer has no VAT id to put on the invoice")
+    # K (intra-community supply) or G (export): no VAT charged, by law. When Stripe charged
+    # tax anyway its amounts stand and the taxed lines are S.
+    by_law = treatment.zero_rated_by_law and zero_tax
+    if explicit_reverse and zero_tax and not by_law:
+        why = " ".join(treatment.notes) or f"the buyer is {treatment.kind.value.replace('_', ' ')}"
+        raise _fail(order, f"Stripe charged no VAT as reverse charge, but the VAT rules make this a taxable sale "
+                           f"({why}); a person must decide how to invoice it")
 
     work: list[_Work] = []
     for line, tax in zip(order.lines, taxes, strict=True):
-        if reverse:
-            work.append(_Work(src=line, net=line.amount_total, tax=0, category=TaxCategory.REVERSE_CHARGE,
-                              rate=ZERO, reason=REVERSE_CHARGE_REASON))
+        if by_law:
+            work.append(_Work(src=line, net=line.amount_total, tax=0, category=treatment.category, rate=ZERO,
+                              reason=treatment.exemption_reason, reason_code=treatment.exemption_reason_code))
             continue
         exempt_reason = EXEMPT_REASONS.get(line.taxability_reason or "")
         if exempt_reason is None and order.tax_exempt == "exempt":
@@ -376,7 +406,8 @@ def _classify(order: Order, seller: Seller, default_vat_rate: Decimal) -> tuple[
                 work.append(_Work(src=line, net=line.amount_total, tax=0, category=TaxCategory.EXEMPT, rate=ZERO,
                                   reason=exempt_reason))
                 continue
-            rate = line.tax_rate if line.tax_rate is not None else default_vat_rate
+            # The destination's rate (one-stop shop) or the seller's: the contract's VAT table.
+            rate = line.tax_rate if line.tax_rate is not None else treatment.rate
             net = line.amount_total  # split per rate group below
         if rate < 0:
             raise _fail(order, f"line {line.description!r} has a negative VAT rate {rate}")
@@ -384,7 +415,7 @@ def _classify(order: Order, seller: Seller, default_vat_rate: Decimal) -> tuple[
         if category is TaxCategory.ZERO_RATED and tax:
             raise _fail(order, f"line {line.description!r} carries {tax} tax at a 0 % rate")
         work.append(_Work(src=line, net=net, tax=tax, category=category, rate=rate))
-    return work, reverse
+    return work, by_law and treatment.category is TaxCategory.INTRA_COMMUNITY
 
 
 def _groups(work: list[_Work]) -> dict[tuple[TaxCategory, Decimal], list[_Work]]:
@@ -397,7 +428,10 @@ def _groups(work: list[_Work]) -> dict[tuple[TaxCategory, Decimal], list[_Work]]
 def build_invoice(
     order: Order, seller: Seller, *, number: str, issue_date: date, default_vat_rate: Decimal
 ) -> InvoiceDocument:
-    """The order's VAT invoice; raises OrderDataError when the order cannot be invoiced as is."""
+    """The order's VAT invoice; raises OrderDataError when the order cannot be invoiced as is.
+
+    The category and rate of each line follow :func:`orderpipe.vat.vat_treatment` (the
+    contract's VAT table, ``seller.oss`` for the one-stop shop)."""
     if not order.lines:
         raise _fail(order, "the order has no line items")
     if any(line.amount_total < 0 for line in order.lines):
@@ -409,7 +443,8 @@ def build_invoice(
             f"({order.currency.upper()} minor units)",
         )
     exp = exponent(order.currency)
-    work, reverse = _classify(order, seller, default_vat_rate)
+    treatment = vat_treatment(order, seller, default_vat_rate=default_vat_rate, oss=seller.oss)
+    work, intra_community = _classify(order, treatment, default_vat_rate)
     groups = _groups(work)
     # BR-CO-17 accepts a VAT amount within one currency unit of taxable x rate; keep a margin
     # for the two-decimal rounding of three-decimal currencies.
@@ -448,14 +483,21 @@ def build_invoice(
             rate=rate,
             taxable=sum(w.net for w in group),
             tax=sum(w.tax for w in group),
-            exemption_reason=group[0].reason if category in (TaxCategory.REVERSE_CHARGE, TaxCategory.EXEMPT) else None,
-            exemption_reason_code=REVERSE_CHARGE_REASON_CODE if category is TaxCategory.REVERSE_CHARGE else None,
+            exemption_reason=group[0].reason if category not in (TaxCategory.STANDARD, TaxCategory.ZERO_RATED)
+            else None,
+            exemption_reason_code=group[0].reason_code,
         )
         for (category, rate), group in sorted(groups.items(), key=lambda kv: (kv[0][0].value, -kv[0][1]))
     ]
     line_extension = sum(line.net for line in lines)
     tax_total = sum(s.tax for s in subtotals)
-    notes = [REVERSE_CHARGE_NOTE] if reverse else []
+    buyer = buyer_party(order, seller, treatment)
+    delivery = order.shipping_address if order.shipping_address and order.shipping_address.country else None
+    if delivery is None and intra_community:
+        # BR-IC-12: an intra-community supply names the country the goods went to.
+        delivery = order.billing_address
+    s_endpoint = seller_endpoint(seller)
+    b_endpoint = peppol_endpoint(buyer.vat_id) if buyer.vat_id else None
     return InvoiceDocument(
         number=number,
         issue_date=issue_date,
@@ -466,18 +508,29 @@ def build_invoice(
         exponent=exp,
         seller=seller_party(seller),
         seller_id=seller.seller_id,
-        buyer=buyer_party(order, seller),
-        delivery=order.shipping_address if order.shipping_address and order.shipping_address.country else None,
+        buyer=buyer,
+        delivery=delivery,
         lines=lines,
         tax_subtotals=subtotals,
         line_extension=line_extension,
         tax_total=tax_total,
         tax_inclusive=line_extension + tax_total,
         payable=order.amount_total,
-        reverse_charge=reverse,
+        reverse_charge=intra_community,
         prices_include_vat=not order.tax_from_stripe,
-        notes=notes,
+        notes=[],
+        buyer_kind=treatment.kind.value,
+        vat_notes=list(treatment.notes),
+        seller_endpoint=s_endpoint,
+        buyer_endpoint=b_endpoint if s_endpoint is not None else None,
     )
+
+
+def vat_breakdown(doc: InvoiceDocument) -> list[TaxSubtotal]:
+    """The document's VAT split per category and rate: the one split every consumer reports
+    (UBL, PDF, Netvisor, email, artifact). Line-level figures are ``doc.lines``' net/tax,
+    which sum exactly to these subtotals."""
+    return list(doc.tax_subtotals)
 
 
 # ---- EN 16931 reporting ----------------------------------------------------------------------

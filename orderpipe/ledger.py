@@ -18,26 +18,33 @@ from sqlmodel import Session
 
 from orderpipe import alerts
 from orderpipe.connectors.base import Alert
-from orderpipe.db import insert_ignore, reader, session_scope
+from orderpipe.db import aware, insert_ignore, reader, session_scope
+from orderpipe.refund_ledger import (
+    CHARGE_REFUNDED,
+    DISPUTE_EVENT_TYPES,
+    REFUND_EVENT_TYPES,
+    record_refund_event,
+    refund_event_order,
+)
+from orderpipe.states import (  # STEPS and FULFILMENT_TYPES are imported from here too
+    FULFILMENT_TYPES,
+    PAYMENT_FAILED_TYPES,
+    STEPS,
+    DispatchState,
+    EventStatus,
+    OrderState,
+    Step,
+    StepState,
+)
 from orderpipe.tables import Event, OrderRecord, OrderStep, utcnow
 from orderpipe.wakeup import notify_in_transaction
-
-FULFILMENT_TYPES = frozenset(
-    {
-        "payment_intent.succeeded",
-        "checkout.session.completed",
-        "checkout.session.async_payment_succeeded",
-    }
-)
-PAYMENT_FAILED_TYPES = frozenset({"payment_intent.payment_failed", "checkout.session.async_payment_failed"})
-STEPS = ("fetch_order", "crm", "production_log", "shipment", "invoice", "email")
 
 
 @dataclass(frozen=True)
 class Classified:
     """What an event means for orderpipe."""
 
-    action: str  # fulfil | payment_failed | ignore
+    action: str  # fulfil | payment_failed | refund | ignore
     order_id: str | None
     reason: str = ""
 
@@ -61,8 +68,13 @@ def classify(event: dict[str, Any]) -> Classified:
     obj = (event.get("data") or {}).get("object") or {}
     if not isinstance(obj, dict):
         return Classified("ignore", None, "event has no data.object")
+    if etype in REFUND_EVENT_TYPES or etype in DISPUTE_EVENT_TYPES or etype == CHARGE_REFUNDED:
+        return Classified("refund", refund_event_order(obj))  # refunds and disputes: refund_ledger
     if etype.startswith("payment_intent."):
         order_id = obj.get("id") if str(obj.get("id", "")).startswith("pi_") else None
+        if obj.get("invoice") and etype in FULFILMENT_TYPES:  # API versions before 2025-03-31 name it here
+            invoice = obj["invoice"] if isinstance(obj["invoice"], str) else obj["invoice"].get("id")
+            return Classified("ignore", order_id, f"paid through Stripe invoice {invoice} (Billing): not a shop order")
     elif etype.startswith("checkout.session."):
         order_id = _checkout_order_id(obj)
     else:
@@ -149,8 +161,9 @@ def record_event(engine: Engine, event: dict[str, Any], raw_body: str, classifie
     event_id = str(event["id"])
     c = classified or classify(event)
     if already_recorded(engine, event_id):
-        return Recorded("duplicate", event_id, c.order_id)
-    status = {"fulfil": "accepted", "payment_failed": "ignored", "ignore": "ignored"}[c.action]
+        return Recorded(EventStatus.DUPLICATE, event_id, c.order_id)
+    status = {"fulfil": EventStatus.ACCEPTED, "payment_failed": EventStatus.IGNORED,
+              "ignore": EventStatus.IGNORED, "refund": EventStatus.ACCEPTED}[c.action]
     alert: Alert | None = None
     with session_scope(engine) as s:
         inserted = insert_ignore(
@@ -163,18 +176,24 @@ def record_event(engine: Engine, event: dict[str, Any], raw_body: str, classifie
             ),
         )
         if not inserted:
-            return Recorded("duplicate", event_id, c.order_id)
+            return Recorded(EventStatus.DUPLICATE, event_id, c.order_id)
+        if c.action == "refund":
+            outcome = record_refund_event(s, event, event_id)
+            if outcome.status != status:
+                s.execute(update(Event).where(Event.id == event_id).values(status=outcome.status))
+            return Recorded(outcome.status, event_id, c.order_id, outcome.alert)
         if c.action == "fulfil":
             assert c.order_id
             new_order = insert_ignore(
                 s, OrderRecord, dict(order_id=c.order_id, first_event_id=event_id, created_at=utcnow(),
-                                     updated_at=utcnow(), state="received", dispatch="pending"),
+                                     updated_at=utcnow(), state=OrderState.RECEIVED, dispatch=DispatchState.PENDING),
             )
             if not new_order:
-                s.execute(update(Event).where(Event.id == event_id).values(status="duplicate"))
-                return Recorded("duplicate", event_id, c.order_id)
+                s.execute(update(Event).where(Event.id == event_id).values(status=EventStatus.DUPLICATE))
+                return Recorded(EventStatus.DUPLICATE, event_id, c.order_id)
             for step in STEPS:
-                insert_ignore(s, OrderStep, dict(order_id=c.order_id, step=step, state="pending", updated_at=utcnow()))
+                insert_ignore(s, OrderStep, dict(order_id=c.order_id, step=step, state=StepState.PENDING,
+                                                 updated_at=utcnow()))
             notify_in_transaction(s.connection(), c.order_id)
         elif c.action == "payment_failed":
             obj = (event.get("data") or {}).get("object")
@@ -198,13 +217,21 @@ def record_missing_order(engine: Engine, order_id: str, source: str) -> bool:
     with session_scope(engine) as s:
         new = insert_ignore(
             s, OrderRecord, dict(order_id=order_id, first_event_id=source, created_at=utcnow(), updated_at=utcnow(),
-                                 state="received", dispatch="pending"),
+                                 state=OrderState.RECEIVED, dispatch=DispatchState.PENDING),
         )
         if new:
             for step in STEPS:
-                insert_ignore(s, OrderStep, dict(order_id=order_id, step=step, state="pending", updated_at=utcnow()))
+                insert_ignore(s, OrderStep, dict(order_id=order_id, step=step, state=StepState.PENDING,
+                                                 updated_at=utcnow()))
             notify_in_transaction(s.connection(), order_id)
         return new
+
+
+def record_ignored(engine: Engine, source: str, order_id: str, reason: str) -> bool:
+    """Reconciliation: note a payment it skipped (e.g. a Billing invoice's) once, with the reason."""
+    with session_scope(engine) as s:
+        return insert_ignore(s, Event, dict(id=source, type="reconcile.skipped", order_id=order_id, livemode=False,
+                                            raw_body="{}", received_at=utcnow(), status="ignored", error=reason))
 
 
 def record_reconciled_event(engine: Engine, event: dict[str, Any]) -> Recorded:
@@ -214,7 +241,7 @@ def record_reconciled_event(engine: Engine, event: dict[str, Any]) -> Recorded:
 
 def _due(now: datetime) -> Any:
     return (select(OrderRecord.order_id)
-            .where(OrderRecord.dispatch == "pending")
+            .where(OrderRecord.dispatch == DispatchState.PENDING)
             .where(or_(OrderRecord.next_dispatch_at.is_(None), OrderRecord.next_dispatch_at <= now))  # type: ignore[union-attr]
             .order_by(OrderRecord.created_at))
 
@@ -236,7 +263,8 @@ def claim_for_dispatch(session: Session, limit: int) -> list[str]:
 def mark_dispatched(session: Session, order_id: str, flow_run_id: str) -> None:
     session.execute(
         update(OrderRecord).where(OrderRecord.order_id == order_id).values(
-            dispatch="started", flow_run_id=flow_run_id, last_error=None, updated_at=utcnow(),
+            dispatch=DispatchState.STARTED, flow_run_id=flow_run_id, last_error=None, updated_at=utcnow(),
+            dispatch_failing_since=None,
             dispatch_attempts=OrderRecord.dispatch_attempts + 1, next_dispatch_at=None,
         )
     )
@@ -244,11 +272,14 @@ def mark_dispatched(session: Session, order_id: str, flow_run_id: str) -> None:
                     .values(flow_run_id=flow_run_id))
 
 
-def mark_dispatch_failed(session: Session, order_id: str, error: str) -> None:
-    """Prefect unreachable or refused: keep the order pending and back off (max 60 s)."""
+def mark_dispatch_failed(session: Session, order_id: str, error: str) -> datetime | None:
+    """Prefect unreachable or refused: keep the order pending and back off (max 60 s).
+    Returns since when this order's starts have been failing in a row."""
     row = session.get(OrderRecord, order_id)
     if row is None:
-        return
+        return None
+    if row.dispatch_failing_since is None:
+        row.dispatch_failing_since = utcnow()
     attempts = row.dispatch_attempts + 1
     delay = min(60.0, 0.5 * 2 ** min(attempts, 7))
     row.dispatch_attempts = attempts
@@ -256,6 +287,7 @@ def mark_dispatch_failed(session: Session, order_id: str, error: str) -> None:
     row.last_error = error[:2000]
     row.updated_at = utcnow()
     session.add(row)
+    return aware(row.dispatch_failing_since)
 
 
 def set_order_state(engine: Engine, order_id: str, state: str, **fields: Any) -> None:
@@ -279,16 +311,16 @@ def set_step(engine: Engine, order_id: str, step: str, state: str, error: str | 
         row.state = state
         row.error = error
         row.updated_at = utcnow()
-        if state == "running":
+        if state == StepState.RUNNING:
             row.attempts += 1
         s.add(row)
 
 
-def steps_of(engine: Engine, order_id: str) -> dict[str, str]:
+def steps_of(engine: Engine, order_id: str) -> dict[Step, str]:
     with Session(reader(engine)) as s:
         rows = s.scalars(select(OrderStep).where(OrderStep.order_id == order_id)).all()
     found = {r.step: r.state for r in rows}
-    return {step: found.get(step, "pending") for step in STEPS}
+    return {step: found.get(step, StepState.PENDING) for step in STEPS}
 
 
 def get_order(engine: Engine, order_id: str) -> OrderRecord | None:

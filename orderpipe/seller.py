@@ -16,6 +16,8 @@ class Seller(BaseModel):
     country: str  # ISO 3166 alpha-2, upper case
     vat_id: str
     email: str
+    oss: bool = True  # ORDERPIPE_OSS: EU consumers pay their own country's rate (one-stop shop)
+    endpoint: str | None = None  # ORDERPIPE_SELLER_ENDPOINT "<EAS>:<id>"; None: derived from the VAT id
 
     @field_validator("country")
     @classmethod
@@ -40,6 +42,8 @@ class Seller(BaseModel):
             country=settings.orderpipe_seller_country,
             vat_id=settings.orderpipe_seller_vat_id,
             email=settings.orderpipe_seller_email,
+            oss=settings.orderpipe_oss,
+            endpoint=settings.orderpipe_seller_endpoint,
         )
 
     @property

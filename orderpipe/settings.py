@@ -6,6 +6,7 @@ contract). A missing or malformed value raises :class:`SettingsError` naming the
 
 from __future__ import annotations
 
+import string
 from contextvars import ContextVar
 from decimal import Decimal
 from pathlib import Path
@@ -77,6 +78,8 @@ class Settings(BaseSettings):
     orderpipe_seller_vat_id: str = Field(default="FI12345671", alias="ORDERPIPE_SELLER_VAT_ID")
     orderpipe_seller_email: str = Field(default="orders@pikkuna.example", alias="ORDERPIPE_SELLER_EMAIL")
     orderpipe_vat_rate: Decimal = Field(default=Decimal("25.5"), ge=0, le=100, alias="ORDERPIPE_VAT_RATE")
+    orderpipe_oss: bool = Field(default=True, alias="ORDERPIPE_OSS")
+    orderpipe_seller_endpoint: str | None = Field(default=None, alias="ORDERPIPE_SELLER_ENDPOINT")
     orderpipe_email_from: str = Field(
         default="Painotalo Pikkuna <orders@pikkuna.example>", alias="ORDERPIPE_EMAIL_FROM"
     )
@@ -144,6 +147,33 @@ class Settings(BaseSettings):
     @classmethod
     def _country(cls, v: str) -> str:
         return country_code(v)
+
+    @field_validator("orderpipe_seller_endpoint")
+    @classmethod
+    def _endpoint(cls, v: str | None) -> str | None:
+        if v is None or not v.strip():
+            return None
+        scheme, sep, value = v.strip().partition(":")
+        if not sep or not (len(scheme) == 4 and scheme.isdigit()) or not value.strip():
+            raise ValueError("must be <4-digit EAS scheme>:<identifier>, e.g. 0037:003712345671")
+        return v.strip()
+
+    @field_validator("orderpipe_tracking_url")
+    @classmethod
+    def _tracking_url(cls, v: str) -> str:
+        """Checked now, not after a booking: a stray brace must never fail a shipped order."""
+        v = v.strip()
+        if not v.startswith(("https://", "http://")):
+            raise ValueError("must be an http(s) URL, e.g. https://tracking.example/track?id={tracking_number}")
+        try:
+            fields = {name for _text, name, _spec, _conv in string.Formatter().parse(v) if name}
+            v.format(tracking_number="00373500454541020957")
+        except (ValueError, KeyError, IndexError, AttributeError) as exc:
+            raise ValueError(f"is not a valid template ({type(exc).__name__}: {exc}); the only placeholder is "
+                             "{tracking_number}, write a literal brace as {{ or }}") from None
+        if fields != {"tracking_number"}:
+            raise ValueError("must contain {tracking_number} exactly as the only placeholder")
+        return v
 
     @field_validator("stripe_webhook_secret")
     @classmethod

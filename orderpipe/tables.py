@@ -13,6 +13,8 @@ from datetime import UTC, datetime
 from sqlalchemy import Column, DateTime, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+from orderpipe.states import DispatchState, OrderState
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -32,7 +34,7 @@ class Event(SQLModel, table=True):
     livemode: bool = False
     raw_body: str = Field(sa_column=Column(Text, nullable=False))
     received_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False, index=True))
-    status: str = Field(max_length=20)  # accepted | duplicate | ignored | alerted
+    status: str = Field(max_length=20)  # an EventStatus
     flow_run_id: str | None = Field(default=None, max_length=64)
     error: str | None = Field(default=None, sa_column=Column(Text))
 
@@ -43,11 +45,12 @@ class OrderRecord(SQLModel, table=True):
     __tablename__ = "orders"
     order_id: str = Field(primary_key=True, max_length=255)
     first_event_id: str = Field(max_length=255)
-    state: str = Field(default="received", max_length=20, index=True)  # received|running|completed|failed
-    dispatch: str = Field(default="pending", max_length=20, index=True)  # pending | started
+    state: str = Field(default=OrderState.RECEIVED, max_length=20, index=True)  # an OrderState
+    dispatch: str = Field(default=DispatchState.PENDING, max_length=20, index=True)  # a DispatchState
     flow_run_id: str | None = Field(default=None, max_length=64)
     dispatch_attempts: int = 0
     next_dispatch_at: datetime | None = Field(default=None, sa_column=_ts())
+    dispatch_failing_since: datetime | None = Field(default=None, sa_column=_ts())  # first failed start in a row
     last_error: str | None = Field(default=None, sa_column=Column(Text))
     customer_email: str | None = Field(default=None, max_length=320)
     country: str | None = Field(default=None, max_length=2)
@@ -60,7 +63,7 @@ class OrderRecord(SQLModel, table=True):
 
 
 class OrderStep(SQLModel, table=True):
-    """State of one business step of one order (pending | running | completed | failed)."""
+    """State of one business step (a Step) of one order (a StepState)."""
 
     __tablename__ = "order_steps"
     order_id: str = Field(primary_key=True, max_length=255)
@@ -130,18 +133,60 @@ class InvoiceCounter(SQLModel, table=True):
 
 
 class Invoice(SQLModel, table=True):
+    """One invoice per order. Numbers run per seller (VAT id) and year: unique per seller."""
+
     __tablename__ = "invoices"
-    __table_args__ = (UniqueConstraint("seller_id", "year", "seq", name="uq_invoices_seller_year_seq"),)
+    __table_args__ = (
+        UniqueConstraint("seller_id", "year", "seq", name="uq_invoices_seller_year_seq"),
+        UniqueConstraint("seller_id", "number", name="uq_invoices_seller_number"),
+    )
     id: int | None = Field(default=None, primary_key=True)
     order_id: str = Field(max_length=255, unique=True)
     seller_id: str = Field(max_length=64)
     year: int
     seq: int
-    number: str = Field(max_length=64, unique=True)
+    number: str = Field(max_length=64)
     issue_date: str = Field(max_length=10)
     currency: str = Field(max_length=3)
     amount_total: int
     amount_tax: int
+    vendor_id: str | None = Field(default=None, max_length=64)
+    # The invoice as issued (orderpipe.invoice_doc.InvoiceDocument JSON): what credit notes credit.
+    document: str | None = Field(default=None, sa_column=Column(Text))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
+
+
+class CreditNoteCounter(SQLModel, table=True):
+    """Last issued credit note sequence per seller and year (gapless, separate from invoices)."""
+
+    __tablename__ = "credit_note_counters"
+    seller_id: str = Field(primary_key=True, max_length=64)
+    year: int = Field(primary_key=True)
+    last_seq: int = 0
+
+
+class CreditNoteRecord(SQLModel, table=True):
+    """One credit note per Stripe refund (``refund_id``), against the order's invoice."""
+
+    __tablename__ = "credit_notes"
+    __table_args__ = (
+        UniqueConstraint("seller_id", "year", "seq", name="uq_credit_notes_seller_year_seq"),
+        UniqueConstraint("seller_id", "number", name="uq_credit_notes_seller_number"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    refund_id: str = Field(max_length=255, unique=True)
+    order_id: str = Field(max_length=255, index=True)
+    invoice_number: str = Field(max_length=64)
+    seller_id: str = Field(max_length=64)
+    year: int
+    seq: int
+    number: str = Field(max_length=64)
+    issue_date: str = Field(max_length=10)
+    currency: str = Field(max_length=3)
+    amount_total: int
+    amount_tax: int
+    parts: str = Field(sa_column=Column(Text, nullable=False))  # JSON list of orderpipe.credit_note.RefundPart
+    document: str = Field(sa_column=Column(Text, nullable=False))  # the credit note InvoiceDocument JSON
     vendor_id: str | None = Field(default=None, max_length=64)
     created_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
 
@@ -217,4 +262,75 @@ class PostNordBooking(SQLModel, table=True):
     booking_id: str | None = Field(default=None, max_length=255)
     label_b64: str | None = Field(default=None, sa_column=Column(Text))
     booked_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
+
+
+class VendorAttempt(SQLModel, table=True):
+    """A non-idempotent vendor write in flight: committed before the request is sent and
+    removed in the transaction that records its answer (or when the vendor definitely
+    refused). A row left behind means the outcome is unknown (answer lost, process killed,
+    or the answer could not be recorded): the write is never repeated without asking the
+    vendor, or a person where the vendor offers no lookup."""
+
+    __tablename__ = "vendor_attempts"
+    order_id: str = Field(primary_key=True, max_length=255)
+    step: str = Field(primary_key=True, max_length=40)
+    vendor: str = Field(max_length=40)
+    reference: str = Field(max_length=255)  # our reference the vendor can be searched by
+    started_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
+    detail: str | None = Field(default=None, sa_column=Column(Text))
+
+
+class RefundRecord(SQLModel, table=True):
+    """One row per Stripe refund (``re_...``), or per lost dispute (``du_...``) credited like one.
+
+    Its primary key is what makes a refund's one run unique, however many events name it;
+    ``dispatch`` works as for orders (pending -> started). ``state``: received | running |
+    completed | failed | needs_attention (unknown order, refund larger than what is left)
+    | not_credited (the refund failed or was cancelled, or the order was never invoiced)."""
+
+    __tablename__ = "refunds"
+    refund_id: str = Field(primary_key=True, max_length=255)
+    kind: str = Field(default="refund", max_length=20)  # refund | dispute
+    order_id: str | None = Field(default=None, max_length=255, index=True)
+    charge_id: str | None = Field(default=None, max_length=255)
+    first_event_id: str = Field(max_length=255)
+    state: str = Field(default="received", max_length=20, index=True)
+    dispatch: str = Field(default="pending", max_length=20, index=True)  # pending | started
+    flow_run_id: str | None = Field(default=None, max_length=64)
+    dispatch_attempts: int = 0
+    next_dispatch_at: datetime | None = Field(default=None, sa_column=_ts())
+    last_error: str | None = Field(default=None, sa_column=Column(Text))
+    amount: int | None = None  # as read back from Stripe
+    currency: str | None = Field(default=None, max_length=3)
+    stripe_status: str | None = Field(default=None, max_length=40)
+    credit_note_number: str | None = Field(default=None, max_length=64)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False, index=True))
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
+
+
+class RefundScan(SQLModel, table=True):
+    """A PaymentIntent whose refunds must be listed from Stripe (``charge.refunded``: the
+    receiver does no vendor I/O and never trusts the body's list); the dispatcher lists them."""
+
+    __tablename__ = "refund_scans"
+    order_id: str = Field(primary_key=True, max_length=255)
+    charge_id: str | None = Field(default=None, max_length=255)
+    pending: bool = True
+    last_error: str | None = Field(default=None, sa_column=Column(Text))
+    requested_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
+
+
+class DisputeRecord(SQLModel, table=True):
+    """One row per Stripe dispute (``du_...``); a closed status is never overwritten by an older event."""
+
+    __tablename__ = "disputes"
+    dispute_id: str = Field(primary_key=True, max_length=255)
+    order_id: str | None = Field(default=None, max_length=255, index=True)
+    charge_id: str | None = Field(default=None, max_length=255)
+    amount: int | None = None
+    currency: str | None = Field(default=None, max_length=3)
+    reason: str | None = Field(default=None, max_length=64)
+    status: str = Field(max_length=40)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
     updated_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))

@@ -1,4 +1,11 @@
-"""The invoice as a UBL 2.1 Invoice, EN 16931 core (checked against CEN's official rules in the tests)."""
+"""Invoices and credit notes as UBL 2.1 ``Invoice`` / ``CreditNote`` documents.
+
+EN 16931 core for consumers (CEN's official rules check them in the tests); for a business
+buyer with a Peppol endpoint (``doc.peppol``) Peppol BIS Billing 3.0: its
+``CustomizationID`` and ``ProfileID`` and both parties' ``cbc:EndpointID`` (checked against
+OpenPeppol's rules as well). A credit note carries ``CreditNoteTypeCode`` 381 and
+``cac:BillingReference`` to the invoice it credits; its amounts are positive.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +15,7 @@ from decimal import Decimal
 from lxml import etree
 
 from orderpipe.invoice_doc import (
+    Endpoint,
     InvoiceDocument,
     InvoiceParty,
     TaxCategory,
@@ -17,11 +25,15 @@ from orderpipe.invoice_doc import (
 )
 
 NS_INVOICE = "urn:oasis:names:specification:ubl:schema:xsd:Invoice-2"
+NS_CREDIT_NOTE = "urn:oasis:names:specification:ubl:schema:xsd:CreditNote-2"
 NS_CAC = "urn:oasis:names:specification:ubl:schema:xsd:CommonAggregateComponents-2"
 NS_CBC = "urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2"
 NSMAP = {None: NS_INVOICE, "cac": NS_CAC, "cbc": NS_CBC}
 CUSTOMIZATION_ID = "urn:cen.eu:en16931:2017"
+PEPPOL_CUSTOMIZATION_ID = "urn:cen.eu:en16931:2017#compliant#urn:fdc:peppol.eu:2017:poacc:billing:3.0"
+PEPPOL_PROFILE_ID = "urn:fdc:peppol.eu:2017:poacc:billing:01:1.0"
 INVOICE_TYPE_COMMERCIAL = "380"  # UNCL1001
+CREDIT_NOTE_TYPE = "381"  # UNCL1001 "Credit note"
 PAYMENT_MEANS_BANK_CARD = "48"  # UNCL4461 "Bank card"
 UNIT_ONE = "C62"  # UN/ECE Rec 20 "one"
 
@@ -52,8 +64,11 @@ class _Amounts:
         return _cbc(parent, name, self.text(amount), currencyID=self.currency)
 
 
-def _party(parent: etree._Element, role: str, party: InvoiceParty, *, legal_id: str | None = None) -> None:
+def _party(parent: etree._Element, role: str, party: InvoiceParty, *, endpoint: Endpoint | None = None,
+           legal_id: str | None = None) -> None:
     p = _cac(_cac(parent, role), "Party")
+    if endpoint is not None:
+        _cbc(p, "EndpointID", endpoint.value, schemeID=endpoint.scheme)
     _cbc(_cac(p, "PartyName"), "Name", party.name)
     address = _cac(p, "PostalAddress")
     if party.street:
@@ -85,24 +100,40 @@ def _tax_category(parent: etree._Element, element: str, category: TaxCategory, r
 
 
 def render_ubl(doc: InvoiceDocument) -> bytes:
-    """UTF-8 UBL 2.1 Invoice bytes for the document."""
+    """UTF-8 UBL 2.1 Invoice (or CreditNote, for a credit note document) bytes."""
     reported = en16931_amounts(doc)
     money = _Amounts(doc.currency, reported.decimals)
+    credit = doc.is_credit_note
+    ns = NS_CREDIT_NOTE if credit else NS_INVOICE
+    nsmap = {None: ns, "cac": NS_CAC, "cbc": NS_CBC}
 
-    root = etree.Element(f"{{{NS_INVOICE}}}Invoice", nsmap=NSMAP)  # type: ignore[arg-type]
-    _cbc(root, "CustomizationID", CUSTOMIZATION_ID)
+    root = etree.Element(f"{{{ns}}}{'CreditNote' if credit else 'Invoice'}", nsmap=nsmap)  # type: ignore[arg-type]
+    if doc.peppol:
+        _cbc(root, "CustomizationID", PEPPOL_CUSTOMIZATION_ID)
+        _cbc(root, "ProfileID", PEPPOL_PROFILE_ID)
+    else:
+        _cbc(root, "CustomizationID", CUSTOMIZATION_ID)
     _cbc(root, "ID", doc.number)
     _cbc(root, "IssueDate", doc.issue_date.isoformat())
-    _cbc(root, "DueDate", doc.issue_date.isoformat())
-    _cbc(root, "InvoiceTypeCode", INVOICE_TYPE_COMMERCIAL)
-    notes = list(doc.notes)
-    if notes:
+    if credit:
+        _cbc(root, "CreditNoteTypeCode", CREDIT_NOTE_TYPE)
+    else:
+        _cbc(root, "DueDate", doc.issue_date.isoformat())
+        _cbc(root, "InvoiceTypeCode", INVOICE_TYPE_COMMERCIAL)
+    notes = [n for n in doc.notes if n]
+    if notes:  # Peppol R002: at most one note
         _cbc(root, "Note", " ".join(notes))
     _cbc(root, "DocumentCurrencyCode", doc.currency)
     _cbc(root, "BuyerReference", doc.order_reference or doc.order_id)
+    if credit and doc.billing_reference:
+        ref = _cac(_cac(root, "BillingReference"), "InvoiceDocumentReference")
+        _cbc(ref, "ID", doc.billing_reference)
+        if doc.billing_reference_date is not None:
+            _cbc(ref, "IssueDate", doc.billing_reference_date.isoformat())
 
-    _party(root, "AccountingSupplierParty", doc.seller)
-    _party(root, "AccountingCustomerParty", doc.buyer)
+    peppol = doc.peppol
+    _party(root, "AccountingSupplierParty", doc.seller, endpoint=doc.seller_endpoint if peppol else None)
+    _party(root, "AccountingCustomerParty", doc.buyer, endpoint=doc.buyer_endpoint if peppol else None)
 
     if doc.delivery is not None and doc.delivery.country:
         delivery = _cac(root, "Delivery")
@@ -126,7 +157,11 @@ def render_ubl(doc: InvoiceDocument) -> bytes:
     _cbc(means, "PaymentMeansCode", PAYMENT_MEANS_BANK_CARD, name="Card payment (Stripe)")
     _cbc(means, "PaymentID", doc.order_id)
     terms = _cac(root, "PaymentTerms")
-    _cbc(terms, "Note", f"Paid by card on {doc.order_date.date().isoformat()} (order {doc.order_id}).")
+    if credit:
+        _cbc(terms, "Note", f"Refunded to the card used for order {doc.order_id}"
+                            + (f" (refund {doc.refund_id})." if doc.refund_id else "."))
+    else:
+        _cbc(terms, "Note", f"Paid by card on {doc.order_date.date().isoformat()} (order {doc.order_id}).")
 
     tax_total = _cac(root, "TaxTotal")
     money.add(tax_total, "TaxAmount", reported.tax_total)
@@ -150,9 +185,9 @@ def render_ubl(doc: InvoiceDocument) -> bytes:
     money.add(totals, "PayableAmount", reported.payable)
 
     for line, rep in zip(doc.lines, reported.lines, strict=True):
-        il = _cac(root, "InvoiceLine")
+        il = _cac(root, "CreditNoteLine" if credit else "InvoiceLine")
         _cbc(il, "ID", str(line.line_id))
-        _cbc(il, "InvoicedQuantity", str(line.quantity), unitCode=UNIT_ONE)
+        _cbc(il, "CreditedQuantity" if credit else "InvoicedQuantity", str(line.quantity), unitCode=UNIT_ONE)
         money.add(il, "LineExtensionAmount", rep.net)
         item = _cac(il, "Item")
         _cbc(item, "Name", line.description[:200] or "Item")

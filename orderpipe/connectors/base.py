@@ -9,6 +9,7 @@ Implementations raise ``orderpipe.errors.TransientError`` or ``PermanentError``.
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from email.message import EmailMessage
 from typing import Protocol
 
@@ -42,6 +43,26 @@ class ShipmentResult(BaseModel):
     created: bool
 
 
+class VatLine(BaseModel):
+    """One invoice line's VAT as the invoice states it (same order as the order's lines)."""
+
+    line_id: int
+    net: int
+    tax: int
+    rate: Decimal
+    category: str  # UNCL5305: S, K, G, Z, E
+
+
+class VatPart(BaseModel):
+    """One VAT group (category and rate) of an invoice or credit note."""
+
+    category: str
+    rate: Decimal
+    taxable: int
+    tax: int
+    exemption_reason_code: str | None = None
+
+
 class InvoiceResult(BaseModel):
     invoice_number: str
     issue_date: str  # ISO date
@@ -53,6 +74,29 @@ class InvoiceResult(BaseModel):
     pdf_path: str | None = None  # local file of the PDF, when the store is local
     xml_path: str | None = None  # local file of the UBL, when the store is local
     vendor_id: str | None = None  # e.g. Netvisor's invoice key
+    created: bool
+    # The VAT split the document states (per line and per rate): Netvisor, the email and the
+    # artifact report these, never a recomputation.
+    vat_lines: list[VatLine] = []
+    vat_breakdown: list[VatPart] = []
+    vat_notes: list[str] = []  # e.g. a buyer VAT id that failed its check digit (for the artifact)
+
+
+class CreditNoteResult(BaseModel):
+    number: str  # CN-<year>-<6 digits>
+    refund_id: str
+    order_id: str
+    invoice_number: str  # the invoice it credits
+    issue_date: str  # ISO date
+    currency: str
+    amount_total: int  # == the refund, minor units
+    amount_tax: int
+    vat_breakdown: list[VatPart]
+    pdf_key: str | None = None
+    xml_key: str | None = None
+    pdf_path: str | None = None
+    xml_path: str | None = None
+    vendor_id: str | None = None  # e.g. Netvisor's credit note key
     created: bool
 
 
@@ -116,6 +160,10 @@ class FileStore(Checkable, Protocol):
         """Whether something is stored under key (reads no content)."""
         ...
 
+    def link(self, key: str) -> str:
+        """Where a person opens the file: a URL (S3: presigned) or a local path."""
+        ...
+
 
 class ShippingConnector(Checkable, Protocol):
     name: str
@@ -130,6 +178,15 @@ class InvoicingConnector(Checkable, Protocol):
 
     def create_invoice(self, order: Order) -> InvoiceResult:
         """Issue the order's VAT invoice once (gapless number), its PDF and UBL in the file store."""
+        ...
+
+
+class CreditNoteConnector(Checkable, Protocol):
+    name: str
+
+    def issue_credit_note(self, order_id: str, refund_id: str, amount: int, *, language: str = "en",
+                          order: Order | None = None) -> CreditNoteResult:
+        """Credit ``amount`` (minor units) of the order's invoice once per refund (gapless CN number)."""
         ...
 
 

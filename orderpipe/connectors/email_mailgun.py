@@ -6,9 +6,10 @@ version for that language Mailgun answers 400 and the send is repeated once with
 ``t:version`` (the template's active version, with ``language`` still in the variables).
 
 Idempotency: the ``emails`` ledger (one row per order, see ``email_ledger``). Mailgun has no
-documented server-side dedupe, so the residual window (accepted, then crash before the
-ledger row) is not closed; the deterministic ``h:Message-Id``, ``v:order_id`` and
-``h:X-Idempotency-Key`` make such a duplicate recognisable.
+documented server-side dedupe and the vendor doc offers no lookup, so a POST whose answer
+was lost (timeout, dropped connection, 504, a 2xx without an id) or whose answer could not
+be recorded is never repeated: the step raises ``NeedsAttention`` and the person looks in
+Mailgun's logs for ``v:order_id`` / the deterministic ``h:Message-Id``.
 """
 
 from __future__ import annotations
@@ -21,18 +22,23 @@ from email.message import EmailMessage
 import httpx
 from sqlalchemy import Engine
 
+from orderpipe import vendor_attempts
 from orderpipe.connectors.base import EmailResult
 from orderpipe.connectors.email_ledger import (
+    STEP,
     already_sent,
     confirmation_message_id,
     idempotency_key,
     is_confirmation_message_id,
-    record_sent,
+    lost,
+    record_or_stop,
+    resolve_hint,
+    unknown_outcome,
 )
 from orderpipe.connectors.email_parts import api_call, json_or_text, message_parts
 from orderpipe.connectors.http import DEFAULT_TIMEOUT, Throttle, make_client, no_throttle
 from orderpipe.connectors.http_send import Sleep, raise_for_status, request
-from orderpipe.errors import PermanentError
+from orderpipe.errors import AnswerLost, NeedsAttention, PermanentError, StepError
 from orderpipe.order import Order
 from orderpipe.settings import Settings
 
@@ -103,23 +109,39 @@ class MailgunEmail:
             fields["h:Reply-To"] = parts.reply_to
         self._check_options_size(order.order_id, fields)
         files = [("attachment", (a.filename, a.data, a.content_type)) for a in parts.attachments]
-        body = self._post(order.order_id, fields, files, version_fallback=True)
+        check = (f"Mailgun's logs of domain {self._domain} for user variable order_id={order.order_id} / Message-Id "
+                 f"{message_id}; " + resolve_hint(order.order_id))
+        unknown_outcome(self._engine, order.order_id, "Mailgun", check)
+        vendor_attempts.begin(self._engine, order.order_id, STEP, VENDOR, message_id)
+        try:
+            body = self._send(order.order_id, fields, files, language)
+        except AnswerLost as exc:
+            raise lost(self._engine, order.order_id, "Mailgun", exc, check) from None
+        except StepError:
+            vendor_attempts.abandon(self._engine, order.order_id, STEP)  # Mailgun answered: nothing queued
+            raise
+        vendor_id = body.get("id") if isinstance(body, dict) else None
+        if not isinstance(vendor_id, str) or not vendor_id:
+            # 2xx without an id: the outcome is unknown, and retrying could send twice.
+            vendor_attempts.note(self._engine, order.order_id, STEP, "2xx without a message id")
+            raise NeedsAttention(f"order {order.order_id}, step email: mailgun answered 2xx without a message id "
+                                 f"({str(body)[:200]}); it is not sent again", what_to_check=check)
+        result = EmailResult(message_id=vendor_id, language=language, transport=self.name, location=vendor_id,
+                             created=True)
+        return record_or_stop(self._engine, order.order_id, result, check)
+
+    def _send(self, order_id: str, fields: dict[str, str | list[str]],
+              files: list[tuple[str, tuple[str, bytes, str]]], language: str) -> object:
+        body = self._post(order_id, fields, files, version_fallback=True)
         if body is _VERSION_REJECTED:
             # [U] the error for a missing template version is not documented: any 400 with
             # t:version set gets one more try on the template's active version (the language
             # is still in t:variables, so a single-version template can switch on it).
             log.warning("order %s, step email: mailgun rejected template %s version %r; "
-                        "retrying with the active version", order.order_id, self._template, language)
+                        "retrying with the active version", order_id, self._template, language)
             fields.pop("t:version")
-            body = self._post(order.order_id, fields, files, version_fallback=False)
-        vendor_id = body.get("id") if isinstance(body, dict) else None
-        if not isinstance(vendor_id, str) or not vendor_id:
-            # 2xx without an id: the outcome is unknown, and retrying could send twice.
-            raise PermanentError(f"order {order.order_id}, step email: mailgun answered 2xx without a message id "
-                                 f"({str(body)[:200]}); check the Mailgun logs before replaying")
-        result = EmailResult(message_id=vendor_id, language=language, transport=self.name, location=vendor_id,
-                             created=True)
-        return record_sent(self._engine, order.order_id, result)
+            body = self._post(order_id, fields, files, version_fallback=False)
+        return body
 
     # -- internals ----------------------------------------------------------------------
     def _post(self, order_id: str, fields: dict[str, str | list[str]],

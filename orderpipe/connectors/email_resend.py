@@ -8,6 +8,8 @@ Idempotency, two layers:
 - the ``emails`` ledger (``email_ledger``): a recorded order is never sent again;
 - Resend's idempotency key (kept 24 h, vendor doc §7): a retry after a lost answer or a
   crash before the ledger row gets the original answer back instead of a second email.
+  That is the lookup: an attempt marker (``vendor_attempts``) older than
+  ``RESEND_KEY_SAFE`` (the key may be pruned) is not repeated; the step needs a person.
   If the retry's payload differs (e.g. re-rendered), Resend answers 409
   ``invalid_idempotent_request``: the key was used, so the email was accepted; it is
   recorded as sent (vendor id unknown) rather than sent again.
@@ -23,14 +25,23 @@ from email.message import EmailMessage
 import httpx
 from sqlalchemy import Engine
 
+from orderpipe import vendor_attempts
 from orderpipe.connectors.base import EmailResult
-from orderpipe.connectors.email_ledger import already_sent, idempotency_key, record_sent
+from orderpipe.connectors.email_ledger import (
+    RESEND_KEY_SAFE,
+    STEP,
+    already_sent,
+    idempotency_key,
+    record_or_stop,
+    resolve_hint,
+)
 from orderpipe.connectors.email_parts import api_call, json_or_text, message_parts
 from orderpipe.connectors.http import DEFAULT_TIMEOUT, Throttle, make_client, no_throttle, retry_after_seconds
 from orderpipe.connectors.http_send import RateLimited, Sleep, raise_for_status, request
-from orderpipe.errors import PermanentError, TransientError
+from orderpipe.errors import NeedsAttention, PermanentError, StepError, TransientError
 from orderpipe.order import Order
 from orderpipe.settings import Settings
+from orderpipe.tables import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -96,20 +107,36 @@ class ResendEmail:
             payload["attachments"] = [{"filename": a.filename, "content": base64.b64encode(a.data).decode("ascii")}
                                       for a in parts.attachments]
         key = idempotency_key(order.order_id)
-        response = self._post(order.order_id, payload, key)
+        check = (f"Resend's email log for the idempotency key {key} / header X-Orderpipe-Order {order.order_id}; "
+                 + resolve_hint(order.order_id))
+        unknown = vendor_attempts.pending(self._engine, order.order_id, STEP)
+        if unknown is not None and utcnow() - unknown.started_at > RESEND_KEY_SAFE:
+            raise NeedsAttention(
+                f"order {order.order_id}, step email: an earlier Resend send (started "
+                f"{unknown.started_at:%Y-%m-%d %H:%M:%S} UTC) has an unknown outcome and its idempotency key may "
+                "have expired, so it is not sent again", what_to_check=check)
+        # With a marker younger than the key, repeating is safe: Resend answers from its store.
+        vendor_attempts.begin(self._engine, order.order_id, STEP, VENDOR, key)
+        try:
+            response = self._post(order.order_id, payload, key)
+        except TransientError:
+            raise  # incl. a lost answer: the retry carries the same key, so it cannot send twice
+        except StepError:
+            vendor_attempts.abandon(self._engine, order.order_id, STEP)  # refused: nothing was sent
+            raise
         if response is None:  # 409 invalid_idempotent_request: an earlier attempt was accepted
             log.warning("order %s, step email: resend already accepted idempotency key %s with another payload; "
                         "recorded as sent, not sent again", order.order_id, key)
             result = EmailResult(message_id=key, language=language, transport=self.name,
                                  location=f"resend idempotency key {key}", created=False)
-            return record_sent(self._engine, order.order_id, result)
+            return record_or_stop(self._engine, order.order_id, result, check, safe_to_repeat=True)
         vendor_id = response.get("id") if isinstance(response, dict) else None
         if not isinstance(vendor_id, str) or not vendor_id:
             # A retry with the same key would be answered from Resend's store, so this is safe to retry.
             raise TransientError(f"order {order.order_id}, step email: resend answered 2xx without an id")
         result = EmailResult(message_id=vendor_id, language=language, transport=self.name, location=vendor_id,
                              created=True)
-        return record_sent(self._engine, order.order_id, result)
+        return record_or_stop(self._engine, order.order_id, result, check, safe_to_repeat=True)
 
     def _post(self, order_id: str, payload: dict[str, object], key: str) -> object | None:
         where = f"{VENDOR} POST /emails"

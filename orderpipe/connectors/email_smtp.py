@@ -4,11 +4,13 @@ Per order, at most one SMTP session that delivers the rendered message as it is:
 (implicit TLS on port 465), EHLO, STARTTLS when ``SMTP_STARTTLS`` is true, AUTH when
 ``SMTP_USERNAME`` is set, MAIL/RCPT/DATA, QUIT.
 
-Idempotency: the ``emails`` ledger (``email_ledger``). SMTP has none of its own: a drop
-after the final ``.`` of DATA and before ``250`` leaves the outcome unknown and a retry
-sends again. The message always carries the deterministic
-``Message-ID: <order-confirmation.<order id>@<sender domain>>`` so such a duplicate is
-recognisable; through Resend's SMTP relay ``Resend-Idempotency-Key`` closes the window.
+Idempotency: the ``emails`` ledger (``email_ledger``). SMTP has none of its own and no
+lookup: a drop after the final ``.`` of DATA and before ``250`` leaves the outcome unknown.
+Such a send is never repeated: the attempt marker stays and the step raises
+``NeedsAttention`` (check the relay's log / the inbox for the deterministic
+``Message-ID: <order-confirmation.<order id>@<sender domain>>``). A failure before the
+final ``.`` (connect, EHLO, AUTH, MAIL, RCPT, a DATA refused with 4xx/5xx) is definite:
+nothing was delivered and the usual transient/permanent rules apply.
 
 Reply codes (RFC 5321): 4xx and connection failures -> TransientError; 5xx -> PermanentError.
 Credentials are only sent over TLS, except to a loopback relay (local test sinks).
@@ -21,17 +23,23 @@ import smtplib
 import socket
 import ssl
 from email.message import EmailMessage
+from typing import NoReturn
 
 from sqlalchemy import Engine
 
+from orderpipe import vendor_attempts
 from orderpipe.connectors.base import EmailResult
 from orderpipe.connectors.email_ledger import (
+    STEP,
     already_sent,
     confirmation_message_id,
     domain_of,
     idempotency_key,
     is_confirmation_message_id,
-    record_sent,
+    lost,
+    record_or_stop,
+    resolve_hint,
+    unknown_outcome,
 )
 from orderpipe.errors import PermanentError, StepError, TransientError
 from orderpipe.order import Order
@@ -73,9 +81,35 @@ class SmtpEmail:
         outgoing = self._prepared(order.order_id, message)
         message_id = str(outgoing["Message-ID"])
         where = f"order {order.order_id}, step email: smtp {self._host}:{self._port}"
+        check = (f"the mail relay {self._host}'s log (or the customer's inbox) for Message-ID {message_id}; "
+                 + resolve_hint(order.order_id))
+        unknown_outcome(self._engine, order.order_id, "SMTP", check)
+        vendor_attempts.begin(self._engine, order.order_id, STEP, self.name, message_id)
+        session = self._session()
         try:
-            with self._session() as smtp:
+            with session as smtp:
                 refused = smtp.send_message(outgoing)
+        except Exception as exc:
+            if session.payload_sent and not _server_answered(session.original):
+                cut = TransientError(f"{where}: the session ended after the message was sent, before the "
+                                     f"server's reply ({exc})")
+                raise lost(self._engine, order.order_id, "SMTP", cut, check) from None
+            vendor_attempts.abandon(self._engine, order.order_id, STEP)  # the server refused or never got it
+            self._raise_definite(where, exc)
+        result = record_or_stop(self._engine, order.order_id, EmailResult(
+            message_id=message_id, language=language, transport=self.name,
+            location=f"{self._host}:{self._port}", created=True), check)
+        if refused:
+            # Accepted for some recipients: recorded (a retry would duplicate theirs), but a
+            # person must look at the others.
+            detail = "; ".join(f"{addr}: {code} {_text(msg)}" for addr, (code, msg) in refused.items())
+            raise PermanentError(f"{where}: sent, but some recipients were refused ({detail})")
+        return result
+
+    @staticmethod
+    def _raise_definite(where: str, exc: BaseException) -> NoReturn:
+        try:
+            raise exc
         except smtplib.SMTPRecipientsRefused as exc:
             codes = [code for code, _msg in exc.recipients.values()]
             detail = "; ".join(f"{addr}: {code} {_text(msg)}" for addr, (code, msg) in exc.recipients.items())
@@ -84,15 +118,6 @@ class SmtpEmail:
             raise PermanentError(f"{where}: recipients refused ({detail})") from None
         except StepError as exc:
             raise type(exc)(f"{where}: {exc}") from None
-        result = record_sent(self._engine, order.order_id, EmailResult(
-            message_id=message_id, language=language, transport=self.name,
-            location=f"{self._host}:{self._port}", created=True))
-        if refused:
-            # Accepted for some recipients: recorded (a retry would duplicate theirs), but a
-            # person must look at the others.
-            detail = "; ".join(f"{addr}: {code} {_text(msg)}" for addr, (code, msg) in refused.items())
-            raise PermanentError(f"{where}: sent, but some recipients were refused ({detail})")
-        return result
 
     # -- internals ----------------------------------------------------------------------
     def _prepared(self, order_id: str, message: EmailMessage) -> EmailMessage:
@@ -121,6 +146,20 @@ class _Session:
     def __init__(self, owner: SmtpEmail) -> None:
         self._o = owner
         self._smtp: smtplib.SMTP | None = None
+        self.payload_sent = False  # the final "." of DATA may have reached the server
+        self.original: BaseException | None = None  # what smtplib raised inside the session
+
+    def _track(self, smtp: smtplib.SMTP) -> None:
+        """Note the moment the message's terminating ``CRLF.CRLF`` is handed to the socket:
+        from then on the server may have accepted it, whatever happens to its reply."""
+        send = smtp.send
+
+        def tracked_send(data: bytes | str) -> None:
+            if isinstance(data, bytes) and data.endswith(b"\r\n.\r\n"):
+                self.payload_sent = True
+            send(data)
+
+        smtp.send = tracked_send  # type: ignore[method-assign]
 
     def __enter__(self) -> smtplib.SMTP:
         o = self._o
@@ -131,6 +170,7 @@ class _Session:
             else:
                 smtp = smtplib.SMTP(o._host, o._port, timeout=o._timeout)
             self._smtp = smtp
+            self._track(smtp)
             smtp.ehlo()
             tls = o._port == IMPLICIT_TLS_PORT
             if o._starttls and not tls:
@@ -148,6 +188,7 @@ class _Session:
             raise _classified(exc) from None
 
     def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> bool:
+        self.original = exc
         smtp, self._smtp = self._smtp, None
         assert smtp is not None
         if exc is None:
@@ -193,6 +234,11 @@ def _classified(exc: BaseException) -> BaseException:
     if isinstance(exc, smtplib.SMTPException):
         return PermanentError(f"{exc} ({name})")
     return exc
+
+
+def _server_answered(exc: BaseException | None) -> bool:
+    """The server replied with a code (e.g. 451/554 to the DATA): it definitely did not take it."""
+    return isinstance(exc, smtplib.SMTPResponseException | smtplib.SMTPRecipientsRefused)
 
 
 def _text(value: bytes | str) -> str:

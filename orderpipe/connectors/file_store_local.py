@@ -94,3 +94,7 @@ class LocalFileStore:
 
     def check(self) -> None:
         check_writable(self.data_dir, "local file store")
+
+    def link(self, key: str) -> str:
+        """Where a person finds the file: its absolute path on this machine."""
+        return str(self.path_for(key).resolve())

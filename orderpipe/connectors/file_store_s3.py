@@ -138,3 +138,12 @@ class S3FileStore:
             self.client.head_bucket(Bucket=self.bucket)
         except (ClientError, BotoCoreError) as exc:
             raise s3_error(f"S3 check of bucket {self.bucket}", exc) from None
+
+    def link(self, key: str) -> str:
+        """A presigned GET URL a person can open (7 days; computed locally, no request)."""
+        object_key = self.object_key(key)
+        try:
+            return str(self.client.generate_presigned_url(
+                "get_object", Params={"Bucket": self.bucket, "Key": object_key}, ExpiresIn=PRESIGN_SECONDS))
+        except (ClientError, BotoCoreError) as exc:
+            raise s3_error(f"S3 presign s3://{self.bucket}/{object_key}", exc) from None

@@ -13,7 +13,19 @@ from typing import Any
 
 import httpx
 
-from orderpipe.errors import PermanentError, TransientError
+from orderpipe.errors import AnswerLost, PermanentError, TransientError
+
+#: Transport failures that happen before a request can reach the vendor: nothing was sent.
+NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol,
+            httpx.LocalProtocolError)
+
+
+def transport_error(where: str, exc: httpx.TransportError) -> TransientError:
+    """A transport failure as TransientError, or AnswerLost when the request may have arrived."""
+    what = "timed out" if isinstance(exc, httpx.TimeoutException) else "connection failed"
+    if isinstance(exc, NOT_SENT):
+        return TransientError(f"{where}: {what} ({type(exc).__name__})")
+    return AnswerLost(f"{where}: {what} after sending, the answer was lost ({type(exc).__name__})")
 
 DEFAULT_TIMEOUT = httpx.Timeout(20.0, connect=5.0)
 Throttle = Callable[[str], None]
@@ -60,6 +72,9 @@ def raise_for_vendor(vendor: str, response: httpx.Response) -> None:
     where = f"{vendor} {response.request.method} {response.request.url.path}"
     reason = _error_text(response)
     status = response.status_code
+    if status == 504:
+        # The gateway gave up waiting for the vendor, which may still have done the work.
+        raise AnswerLost(f"{where} -> HTTP 504: {reason}", retry_after=retry_after_seconds(response))
     if status == 429 or status >= 500 or status == 408:
         raise TransientError(f"{where} -> HTTP {status}: {reason}", retry_after=retry_after_seconds(response))
     raise PermanentError(f"{where} -> HTTP {status}: {reason}")
@@ -73,9 +88,7 @@ def call(vendor: str, client: httpx.Client, method: str, url: str, *, throttle: 
     where = f"{vendor} {method} {url.split('?')[0]}"
     try:
         response = client.request(method, url, **kwargs)
-    except httpx.TimeoutException as exc:
-        raise TransientError(f"{where}: timed out ({type(exc).__name__})") from None
     except httpx.TransportError as exc:
-        raise TransientError(f"{where}: connection failed ({type(exc).__name__})") from None
+        raise transport_error(where, exc) from None
     raise_for_vendor(vendor, response)
     return response

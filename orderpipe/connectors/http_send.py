@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 import httpx
 
-from orderpipe.connectors.http import Throttle, no_throttle, raise_for_vendor, retry_after_seconds
+from orderpipe.connectors.http import Throttle, no_throttle, raise_for_vendor, retry_after_seconds, transport_error
 from orderpipe.errors import TransientError
 
 T = TypeVar("T")
@@ -45,10 +45,8 @@ def request(where: str, client: httpx.Client, method: str, url: str, *, throttle
         throttle(throttle_name)
     try:
         return client.request(method, url, **kwargs)
-    except httpx.TimeoutException as exc:
-        raise TransientError(f"{where}: timed out ({type(exc).__name__})") from None
     except httpx.TransportError as exc:
-        raise TransientError(f"{where}: connection failed ({type(exc).__name__})") from None
+        raise transport_error(where, exc) from None
 
 
 def raise_for_status(vendor: str, response: httpx.Response) -> None:

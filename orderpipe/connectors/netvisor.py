@@ -13,6 +13,17 @@ Wire format: shared/docs/vendor-apis.md section 5. Per order:
 A crash after Netvisor answered step 3 therefore cannot create the invoice twice: the retry
 gets the same local number from step 1 and finds it in step 2.
 
+VAT: each line carries the net unit price and ``salesinvoiceproductlinevatsum`` exactly as
+the local invoice states them (``InvoiceResult.vat_lines``: split per rate, then over the
+lines), so Netvisor books the same VAT as the invoice with the same number.
+
+Credit notes (``issue_credit_note``): the local credit note first (its CN number), then the
+same lookup-before-create, a ``salesinvoice.nv?method=add`` with negative quantities and
+total ("Credit note is imported through the API with the same message structure. The only
+difference is that unit count and sum total are set to negative numbers", Netvisor's
+salesinvoice.nv article), one line per VAT group of the credit note, and
+``matchcreditnote.nv`` to connect it to the original invoice's NetvisorKey.
+
 Every request carries the ``X-Netvisor-Authentication-*`` headers with a fresh timestamp
 and transaction id (Netvisor rejects a reused one with REQUEST_NOT_UNIQUE) and an
 HMAC-SHA256 MAC over the exact URL sent. Netvisor reports failures inside HTTP 200 bodies
@@ -31,7 +42,7 @@ from typing import Any
 import httpx
 from lxml import etree
 
-from orderpipe.connectors.base import InvoiceResult, InvoicingConnector
+from orderpipe.connectors.base import CreditNoteResult, InvoiceResult, InvoicingConnector, VatLine
 from orderpipe.connectors.http import DEFAULT_TIMEOUT, Throttle, call, make_client, no_throttle
 from orderpipe.errors import PermanentError, TransientError
 from orderpipe.money import exponent, to_decimal
@@ -40,6 +51,7 @@ from orderpipe.settings import Settings
 
 VENDOR = "Netvisor"
 ADD_PATH = "/salesinvoice.nv"
+MATCH_CREDIT_NOTE_PATH = "/matchcreditnote.nv"
 LIST_PATH = "/salesinvoicelist.nv"
 # Netvisor's own docs ask for ISO-8859-15 content starting directly with <root>; characters
 # outside it are written as XML character references by lxml, which every XML parser reads.
@@ -115,6 +127,35 @@ class NetvisorInvoicing:
                 "InsertedDataIdentifier; check Netvisor before replaying"
             )
         return local.model_copy(update={"vendor_id": key, "created": True})
+
+    def issue_credit_note(self, order_id: str, refund_id: str, amount: int, *, language: str = "en",
+                          order: Order | None = None) -> CreditNoteResult:
+        """The local credit note, booked in Netvisor as a credit invoice matched to the original invoice."""
+        local = self.local.issue_credit_note(  # type: ignore[attr-defined]
+            order_id, refund_id, amount, language=language, order=order)
+        existing = self._find_row(local.number, order_id=order_id)
+        if existing is not None:
+            key = existing[0]
+        else:
+            body = credit_note_xml(local, order, customer_code=self.customer_code)
+            root = self._request("POST", ADD_PATH, params={"method": "add"}, content=body,
+                                 what=f"adding credit note {local.number} of order {order_id}")
+            key = _child_text(_child(root, "Replies"), "InsertedDataIdentifier")
+            if not key:
+                raise PermanentError(f"Netvisor accepted credit note {local.number} of order {order_id} but named "
+                                     "no InsertedDataIdentifier; check Netvisor before replaying")
+        invoice_key = self.find_invoice(local.invoice_number)
+        if invoice_key is None:
+            raise PermanentError(f"Netvisor has credit note {local.number} (key {key}) but no invoice "
+                                 f"{local.invoice_number} to match it to; a person must match them")
+        match = etree.Element("root")
+        m = etree.SubElement(match, "matchcreditnote")
+        etree.SubElement(m, "creditnotenetvisorkey").text = key
+        etree.SubElement(m, "invoicenetvisorkey").text = invoice_key
+        self._request("POST", MATCH_CREDIT_NOTE_PATH, params={},
+                      content=etree.tostring(match, encoding=BODY_ENCODING, xml_declaration=False),
+                      what=f"matching credit note {local.number} to invoice {local.invoice_number}")
+        return local.model_copy(update={"vendor_id": key, "created": existing is None})
 
     def find_invoice(self, invoice_number: str) -> str | None:
         """NetvisorKey of the sales invoice with exactly this number, or None."""
@@ -213,8 +254,20 @@ def _vat_code(order: Order, line: OrderLine, rate: Decimal, seller_country: str)
     return "NONE"
 
 
+CATEGORY_VAT_CODE = {"S": "KOMY", "K": "EUMY", "G": "MUUL", "AE": "EUMY"}
+
+
+def _stated_vat(local: InvoiceResult, index: int, n_lines: int) -> VatLine | None:
+    """The local invoice's own VAT for order line ``index`` (when the invoicer stated it)."""
+    if len(local.vat_lines) != n_lines:
+        return None
+    return local.vat_lines[index]
+
+
 def line_vat(order: Order, line: OrderLine, local: InvoiceResult, settings: Settings) -> tuple[Decimal, int]:
-    """(VAT percent, VAT amount in minor units) of a line, consistent with the local invoice."""
+    """(VAT percent, VAT amount in minor units) of a line, consistent with the local invoice.
+
+    Only for invoices that do not state their VAT per line (``InvoiceResult.vat_lines``)."""
     if line.tax_rate is not None:
         return Decimal(line.tax_rate), line.amount_tax
     if order.tax_from_stripe or local.amount_tax == 0:
@@ -269,19 +322,70 @@ def invoice_xml(order: Order, local: InvoiceResult, *, settings: Settings, custo
         add(inv, "invoicingcustomertown", address.city)
         add(inv, "invoicingcustomercountrycode", (address.country or "").upper(), type="ISO-3316")
     lines = etree.SubElement(inv, "invoicelines")
-    for line in order.lines:
-        rate, tax = line_vat(order, line, local, settings)
+    for i, line in enumerate(order.lines):
+        stated = _stated_vat(local, i, len(order.lines))
+        if stated is not None:
+            rate, tax = stated.rate, stated.tax
+            vatcode = "KOMY" if tax else CATEGORY_VAT_CODE.get(stated.category, "NONE")
+        else:
+            rate, tax = line_vat(order, line, local, settings)
+            vatcode = _vat_code(order, line, rate, settings.orderpipe_seller_country)
         product = etree.SubElement(etree.SubElement(lines, "invoiceline"), "salesinvoiceproductline")
         add(product, "productidentifier", line.product_id or ("SHIPPING" if line.is_shipping else "ITEM"),
             type="customer")
         add(product, "productname", line.description)
         add(product, "productunitprice", decimal_comma(_unit_price(line.amount_total - tax, line.quantity, currency)),
             type="net")
-        add(product, "productvatpercentage", _percent(rate),
-            vatcode=_vat_code(order, line, rate, settings.orderpipe_seller_country))
+        add(product, "productvatpercentage", _percent(rate), vatcode=vatcode)
         add(product, "salesinvoiceproductlinequantity", str(line.quantity))
-        # salesinvoiceproductlinesum / ...vatsum are not sent: the doc does not say whether the
-        # line sum is net or gross [U], and a wrong one would misstate the invoice.
+        if stated is not None:
+            # The invoice's own VAT for the line, so Netvisor does not recalculate (and round) it.
+            # salesinvoiceproductlinesum is not sent: net or gross is not documented [U].
+            add(product, "salesinvoiceproductlinevatsum", decimal_comma(to_decimal(tax, currency)))
+    return etree.tostring(root, encoding=BODY_ENCODING, xml_declaration=False)
+
+
+def credit_note_xml(cn: CreditNoteResult, order: Order | None, *, customer_code: str) -> bytes:
+    """A credit invoice: the ``salesinvoice.nv`` message with negative quantities and total."""
+    currency = cn.currency
+    root = etree.Element("root")
+    inv = etree.SubElement(root, "salesinvoice")
+
+    def add(parent: etree._Element, tag: str, text: str | None, **attrs: str) -> None:
+        if text is None or text == "":
+            return
+        el = etree.SubElement(parent, tag, **attrs)
+        el.text = text[:MAX_TEXT]
+
+    add(inv, "salesinvoicenumber", cn.number)
+    add(inv, "salesinvoicedate", cn.issue_date, format="ansi")
+    add(inv, "salesinvoiceduedate", cn.issue_date, format="ansi")
+    add(inv, "salesinvoiceamount", decimal_comma(-to_decimal(cn.amount_total, currency)),
+        iso4217currencycode=currency.upper())
+    add(inv, "invoicetype", "invoice")
+    add(inv, "salesinvoicestatus", "open", type="netvisor")
+    add(inv, "salesinvoiceourreference", cn.order_id)
+    add(inv, "invoicingcustomeridentifier", customer_code, type="customer")
+    if order is not None:
+        address = order.billing_address or order.shipping_address
+        name = order.business_name or order.customer_name or (address.name if address else None) or order.customer_email
+        add(inv, "invoicingcustomername", name)
+        if address is not None:
+            add(inv, "invoicingcustomeraddressline", ", ".join(x for x in (address.line1, address.line2) if x))
+            add(inv, "invoicingcustomerpostnumber", address.postal_code)
+            add(inv, "invoicingcustomertown", address.city)
+            add(inv, "invoicingcustomercountrycode", (address.country or "").upper(), type="ISO-3316")
+    lines = etree.SubElement(inv, "invoicelines")
+    for part in cn.vat_breakdown:
+        product = etree.SubElement(etree.SubElement(lines, "invoiceline"), "salesinvoiceproductline")
+        add(product, "productidentifier", "REFUND", type="customer")
+        add(product, "productname",
+            f"Hyvitys / Refund {cn.invoice_number} ({cn.refund_id}), ALV {_percent(part.rate)} %")
+        add(product, "productunitprice", decimal_comma(to_decimal(part.taxable, currency)), type="net")
+        vatcode = "KOMY" if part.tax else CATEGORY_VAT_CODE.get(part.category, "NONE")
+        add(product, "productvatpercentage", _percent(part.rate), vatcode=vatcode)
+        add(product, "salesinvoiceproductlinequantity", "-1")
+        add(product, "salesinvoiceproductlinevatsum", decimal_comma(-to_decimal(part.tax, currency)))
     return etree.tostring(root, encoding=BODY_ENCODING, xml_declaration=False)
 
 

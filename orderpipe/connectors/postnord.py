@@ -17,10 +17,14 @@ machine, so a retry on another machine sees it); a later call for the same order
 and books nothing. A booking whose label was missing is journalled too, and a later call
 fetches the label by item id (``POST /rest/shipment/v3/labels/ids/pdf``) instead of re-booking.
 
-Residual risk: a response lost in transit (timeout, connection reset, process killed between
-PostNord's answer and the journal write) leaves no journal entry, so the retry books again.
-The duplicate is visible in PostNord under the same messageId / CU reference and can be
-cancelled (``updateIndicator: Deletion``).
+Unknown outcomes (``orderpipe.vendor_attempts``): before the booking is sent, an attempt
+marker is committed; the journal write removes it in the same transaction. A response lost
+in transit (read timeout, connection cut after sending, 504, a non-JSON 2xx), a process
+killed mid-call, or a journal write that fails after PostNord booked leaves the marker
+behind. PostNord offers no lookup of a booking by our reference (vendor doc section 4), so
+the step is never repeated then: it raises ``NeedsAttention`` naming what to look for in
+PostNord (the messageId / CU reference); a person checks and either cancels/records the
+booking or runs ``orderpipe resolve <order> shipment`` when PostNord has none.
 
 The API key travels as the ``apikey`` query parameter (PostNord's only auth for this API).
 It never appears in our messages (``http.call`` strips query strings) and a logging filter
@@ -34,6 +38,7 @@ import binascii
 import json
 import logging
 import re
+import time
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -44,11 +49,12 @@ from sqlalchemy import Engine, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
+from orderpipe import vendor_attempts
 from orderpipe.connectors.base import FileStore, ShipmentResult, StoredFile
 from orderpipe.connectors.http import DEFAULT_TIMEOUT, Throttle, call, make_client, no_throttle
 from orderpipe.connectors.json_body import dumps
 from orderpipe.db import get_engine, insert_ignore, session_scope
-from orderpipe.errors import OrderDataError, PermanentError, TransientError
+from orderpipe.errors import AnswerLost, NeedsAttention, OrderDataError, PermanentError, StepError, TransientError
 from orderpipe.order import Order
 from orderpipe.settings import Settings
 from orderpipe.tables import PostNordBooking, utcnow
@@ -64,6 +70,9 @@ REQUIRED_ADDRESS = ("name", "line1", "postal_code", "city", "country")
 DEFAULT_PARCEL_KG = Decimal("1.0")
 LEGACY_JOURNAL_DIR = "postnord"  # <data dir>/postnord/<pi>.json, the journal before it moved to the database
 
+STEP = "shipment"
+#: In-process tries of the journal write after PostNord booked (the booking is never repeated).
+JOURNAL_WRITE_TRIES = 3
 log = logging.getLogger("orderpipe.postnord")
 _APIKEY_RE = re.compile(r"(apikey=)[^&\s\"']+", re.IGNORECASE)
 
@@ -125,14 +134,35 @@ class PostNordShipping:
         if journal is not None:
             return self._from_journal(order, journal)
         body = self.booking_body(order)  # validates the order before anything is sent
-        response = call(VENDOR, self.client, "POST", BOOK_PATH, throttle=self.throttle, throttle_name="postnord",
-                        params=self._params(paperSize=self.paper_size), content=dumps(body),
-                        headers=self._headers(json_body=True))
-        answer = _json(response, order, "booking")
+        unknown = vendor_attempts.pending(self.engine, order.order_id, STEP)
+        if unknown is not None:
+            raise NeedsAttention(
+                f"order {order.order_id}, step shipment: an earlier PostNord booking (started "
+                f"{unknown.started_at:%Y-%m-%d %H:%M:%S} UTC) has an unknown outcome"
+                + (f" ({unknown.detail})" if unknown.detail else "")
+                + "; PostNord offers no lookup by reference, so it is not booked again",
+                what_to_check=_what_to_check(order.order_id))
+        vendor_attempts.begin(self.engine, order.order_id, STEP, VENDOR, message_id(order.order_id))
+        try:
+            response = call(VENDOR, self.client, "POST", BOOK_PATH, throttle=self.throttle,
+                            throttle_name="postnord", params=self._params(paperSize=self.paper_size),
+                            content=dumps(body), headers=self._headers(json_body=True))
+            answer = _json(response, order, "booking")
+        except AnswerLost as exc:
+            vendor_attempts.note(self.engine, order.order_id, STEP, str(exc))
+            raise NeedsAttention(f"order {order.order_id}, step shipment: {exc}; PostNord may have booked it, "
+                                 "so it is not booked again", what_to_check=_what_to_check(order.order_id)) from None
+        except StepError:
+            vendor_attempts.abandon(self.engine, order.order_id, STEP)  # PostNord answered: nothing booked
+            raise
         booking = answer.get("bookingResponse")
         if not isinstance(booking, dict):
             booking = {}
-        item_id = self._booked_item_id(order, booking)
+        try:
+            item_id = self._booked_item_id(order, booking)
+        except PermanentError:
+            vendor_attempts.abandon(self.engine, order.order_id, STEP)  # in-band refusal: nothing booked
+            raise
         tracking_url = _tracking_url(booking) or self._template_url(item_id)
         record: dict[str, Any] = {"order_id": order.order_id, "item_id": item_id, "tracking_url": tracking_url,
                                   "booking_id": booking.get("bookingId"), "label_b64": None,
@@ -292,14 +322,24 @@ class PostNordShipping:
         values = {"order_id": order_id, "item_id": record["item_id"], "tracking_url": record["tracking_url"],
                   "booking_id": None if record.get("booking_id") is None else str(record["booking_id"]),
                   "label_b64": record.get("label_b64"), "booked_at": utcnow(), "updated_at": utcnow()}
-        try:
-            with session_scope(self.engine) as session:
-                inserted = insert_ignore(session, PostNordBooking, values)
-        except SQLAlchemyError as exc:
-            raise PermanentError(
-                f"PostNord booked order {order_id} (item {record['item_id']}) but the booking journal "
-                f"could not be written ({_db_reason(exc)}); do not replay before checking PostNord"
-            ) from None
+        for attempt in range(1, JOURNAL_WRITE_TRIES + 1):
+            try:
+                with session_scope(self.engine) as session:
+                    inserted = insert_ignore(session, PostNordBooking, values)
+                    vendor_attempts.clear(session, order_id, STEP)
+                break
+            except SQLAlchemyError as exc:
+                if attempt < JOURNAL_WRITE_TRIES:
+                    time.sleep(0.5 * 2 ** (attempt - 1))  # only the journal write is repeated, never the booking
+                    continue
+                # The attempt marker (committed before booking) stays: no retry or replay books again.
+                raise NeedsAttention(
+                    f"order {order_id}, step shipment: PostNord booked item {record['item_id']} (tracking "
+                    f"{record['tracking_url']}) but the booking journal could not be written ({_db_reason(exc)}); "
+                    "it is not booked again",
+                    what_to_check=f"the database (disk space, errors); the booking is real: item {record['item_id']}, "
+                                  f"messageId {message_id(order_id)}",
+                ) from None
         if inserted:
             return record
         first = self._read_journal(order_id)
@@ -371,6 +411,12 @@ def _db_reason(exc: SQLAlchemyError) -> str:
     return (text[0] if text else type(exc).__name__)[:200]
 
 
+def _what_to_check(order_id: str) -> str:
+    return (f"PostNord's shipment list for messageId {message_id(order_id)} / CU reference {order_id}: if it was "
+            f"booked, cancel or use that shipment; if not, run `orderpipe resolve {order_id} shipment` and "
+            f"`orderpipe replay {order_id}`")
+
+
 def message_id(order_id: str) -> str:
     """The stable reference of an order's booking (doc sample: ``"pi_1-1"``)."""
     return f"{order_id}-1"
@@ -393,7 +439,7 @@ def _json(response: httpx.Response, order: Order, what: str) -> Any:
         return response.json()
     except ValueError:
         # A 2xx that is not JSON: we cannot tell whether PostNord booked, so no blind retry.
-        raise _cannot_ship(order, f"the {what} answer (HTTP {response.status_code}) is not JSON") from None
+        raise AnswerLost(f"{VENDOR}: the {what} answer (HTTP {response.status_code}) is not JSON") from None
 
 
 def _fault_text(info: Any) -> str:

@@ -17,15 +17,11 @@ from typing import Any
 
 import stripe
 
+from orderpipe.states import FULFILMENT_TYPES  # noqa: F401 - one definition, importable from here as before
 from orderpipe.stripe_standin.store import StandinStore
 
 WEBHOOK_API_VERSION = "2025-03-31.basil"
 
-FULFILMENT_TYPES = (
-    "payment_intent.succeeded",
-    "checkout.session.completed",
-    "checkout.session.async_payment_succeeded",
-)
 PI_TYPES = ("payment_intent.succeeded", "payment_intent.payment_failed", "payment_intent.processing",
             "payment_intent.canceled")
 SESSION_TYPES = ("checkout.session.completed", "checkout.session.async_payment_succeeded",
@@ -96,6 +92,32 @@ def order_event(store: StandinStore, order_id: str, event_type: str, *, delivere
     obj = event_object(store, order_id, event_type)
     obj.update(overrides or {})
     event = build_event(event_type, obj, event_id=event_id, created=created, livemode=bool(obj.get("livemode")))
+    store.add_event(event, delivered=delivered)
+    return event
+
+
+REFUND_TYPES = ("refund.created", "refund.updated", "refund.failed", "charge.refund.updated")
+CHARGE_TYPES = ("charge.refunded", "charge.succeeded", "charge.updated")
+DISPUTE_TYPES = ("charge.dispute.created", "charge.dispute.updated", "charge.dispute.closed",
+                 "charge.dispute.funds_withdrawn", "charge.dispute.funds_reinstated")
+
+
+def object_event(store: StandinStore, object_id: str, event_type: str, *, delivered: bool = False,
+                 created: int | None = None) -> dict[str, Any]:
+    """A refund, charge or dispute event around the object as the stand-in has it now (stored too)."""
+    with store.lock:
+        if event_type in REFUND_TYPES:
+            obj = store.refunds.get(object_id)
+        elif event_type in CHARGE_TYPES:
+            obj = store.charges.get(object_id)
+        elif event_type in DISPUTE_TYPES:
+            obj = store.disputes.get(object_id)
+        else:
+            raise ValueError(f"the stand-in does not build {event_type} events")
+        if obj is None:
+            raise KeyError(f"stand-in has no object {object_id} for {event_type}")
+        obj = copy.deepcopy(obj)
+    event = build_event(event_type, obj, created=created)
     store.add_event(event, delivered=delivered)
     return event
 

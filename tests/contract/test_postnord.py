@@ -13,15 +13,18 @@ import pytest
 from sqlalchemy import select
 from sqlmodel import Session
 
+from orderpipe import vendor_attempts
+from orderpipe.connectors import postnord
 from orderpipe.connectors.file_store_local import LocalFileStore
 from orderpipe.connectors.postnord import BOOK_PATH, LABEL_BY_ID_PATH, PostNordShipping
 from orderpipe.db import get_engine
-from orderpipe.errors import OrderDataError, PermanentError, TransientError
+from orderpipe.errors import NeedsAttention, OrderDataError, PermanentError, TransientError
 from orderpipe.order import Address, Order, OrderLine
 from orderpipe.settings import Settings, load_settings
 from orderpipe.tables import PostNordBooking
+from tasks.step_policy import retry_unless_permanent
 from tests.standins.postnord import API_KEY, SERVICE_CODES_PATH, PostNordStandIn, label_pdf
-from tests.standins.wsgi_thread import Fault
+from tests.standins.wsgi_thread import Drop, Fault
 
 TEMPLATE = "https://track.example/{tracking_number}"
 
@@ -247,23 +250,77 @@ def test_non_json_502_then_success(shipping: PostNordShipping, standin: PostNord
     assert len(standin.bookings) == 1
 
 
-def test_timeout_then_success(shipping: PostNordShipping, standin: PostNordStandIn) -> None:
-    standin.inject(Fault(status=504, delay=1.5))  # the gateway hangs; nothing reaches PostNord
-    with pytest.raises(TransientError, match="timed out"):
-        shipping.create_shipment(make_order())
-    result = shipping.create_shipment(make_order())
+def test_connection_refused_then_success(settings: Settings, files: LocalFileStore,
+                                         standin: PostNordStandIn) -> None:
+    """Nothing can have reached PostNord when the connection was never made: retried."""
+    dead = PostNordShipping(settings.model_copy(update={"postnord_api_base": "http://127.0.0.1:9"}), files, TEMPLATE,
+                            timeout=0.5)
+    with pytest.raises(TransientError, match="connection failed") as exc:
+        dead.create_shipment(make_order())
+    assert not isinstance(exc.value, NeedsAttention)
+    dead.close()
+    result = PostNordShipping(settings, files, TEMPLATE).create_shipment(make_order())
     assert len(standin.bookings) == 1 and result.tracking_number == standin.bookings[0].item_id
 
 
-def test_lost_answer_is_the_documented_residual_risk(shipping: PostNordShipping, standin: PostNordStandIn) -> None:
-    """PostNord booked but the answer never arrived: with no lookup by reference in the API
-    and messageId dedupe unconfirmed, the retry books again (see the module docstring).
-    Both bookings carry the order's messageId, so the duplicate can be found and cancelled."""
-    standin.inject(Fault(delay=1.5, then_process=True))
-    with pytest.raises(TransientError, match="timed out"):
+@pytest.mark.parametrize("fault", [Fault(delay=1.5, then_process=True), Drop()],
+                         ids=["booked-then-timed-out", "booked-then-connection-dropped"])
+def test_unknown_outcome_is_never_booked_again(shipping: PostNordShipping, standin: PostNordStandIn,
+                                               sqlite_url: str, fault: Fault | Drop) -> None:
+    """PostNord booked but its answer was lost. PostNord offers no lookup by reference, so
+    no retry and no replay books again: the step needs a person, told what to look for."""
+    standin.inject(fault)
+    with pytest.raises(NeedsAttention) as exc:
         shipping.create_shipment(make_order())
-    shipping.create_shipment(make_order())
-    assert [b.message_id for b in standin.bookings] == ["pi_3PostNord1-1", "pi_3PostNord1-1"]
+    assert not retry_unless_permanent(None, None, _State(exc.value))  # Prefect does not retry it
+    assert "messageId pi_3PostNord1-1" in exc.value.what_to_check
+    assert "orderpipe resolve pi_3PostNord1 shipment" in exc.value.what_to_check
+    standin.wait_idle()
+    for _ in range(2):  # a replay (or another worker) later: still nothing booked twice
+        with pytest.raises(NeedsAttention, match="unknown outcome"):
+            shipping.create_shipment(make_order())
+    assert len(standin.bookings) == 1 and len(standin.calls("POST", BOOK_PATH)) == 1
+    assert journal(sqlite_url) == []
+
+    # The person found the booking missing in PostNord (here: cancelled it) and resolves.
+    standin.bookings.clear()
+    assert vendor_attempts.resolve(get_engine(sqlite_url), "pi_3PostNord1", "shipment") is not None
+    result = shipping.create_shipment(make_order())
+    assert [b.item_id for b in standin.bookings] == [result.tracking_number]
+
+
+def test_journal_write_failing_after_the_booking_is_never_retried_into_a_second_booking(
+    shipping: PostNordShipping, standin: PostNordStandIn, sqlite_url: str, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """PostNord said yes, then the journal write failed (disk full): not transient, not booked again."""
+    engine = get_engine(sqlite_url)
+    with engine.begin() as conn:  # the journal table refuses writes, as a full disk would
+        conn.exec_driver_sql("CREATE TRIGGER full BEFORE INSERT ON postnord_bookings "
+                             "BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END")
+    monkeypatch.setattr(postnord, "JOURNAL_WRITE_TRIES", 2)
+    with pytest.raises(NeedsAttention, match="PostNord booked item 0037") as exc:
+        shipping.create_shipment(make_order())
+    assert "database or disk is full" in str(exc.value)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DROP TRIGGER full")
+    with pytest.raises(NeedsAttention, match="unknown outcome"):
+        shipping.create_shipment(make_order())  # the replay after the disk was freed
+    assert len(standin.bookings) == 1 and len(standin.calls("POST", BOOK_PATH)) == 1
+
+
+def test_a_gateway_timeout_is_an_unknown_outcome(shipping: PostNordShipping, standin: PostNordStandIn) -> None:
+    """504: the gateway stopped waiting; PostNord behind it may have booked."""
+    standin.inject(Fault(status=504, body="<html>Gateway Time-out</html>"))
+    with pytest.raises(NeedsAttention, match="HTTP 504"):
+        shipping.create_shipment(make_order())
+    with pytest.raises(NeedsAttention, match="unknown outcome"):
+        shipping.create_shipment(make_order())
+    assert len(standin.calls("POST", BOOK_PATH)) == 1
+
+
+class _State:
+    def __init__(self, exc: BaseException) -> None:
+        self.data = exc
 
 
 @pytest.mark.parametrize("mode", ["status_fail", "empty"])

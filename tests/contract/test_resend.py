@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Iterator
+from datetime import timedelta
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, update
 
+from orderpipe import vendor_attempts
 from orderpipe.connectors.base import EmailResult
 from orderpipe.connectors.email_ledger import already_sent
 from orderpipe.connectors.email_resend import ResendEmail
-from orderpipe.errors import PermanentError, TransientError
+from orderpipe.errors import NeedsAttention, PermanentError, TransientError
 from orderpipe.settings import load_settings
+from orderpipe.tables import VendorAttempt, utcnow
 from tests.contract.email_sample import PDF, VARIABLES, sample_message, sample_order
 from tests.contract.recorder import Recorder
 from tests.standins.resend import ResendStandIn, quota_exceeded, rate_limited, server_error
-from tests.standins.wsgi_thread import Delay
+from tests.standins.wsgi_thread import Delay, Drop
 
 KEY = "re_123456789_secret"
 ORDER = "pi_3Pabc123"
@@ -89,6 +92,32 @@ def test_lost_answer_then_retry_is_replayed_not_resent(env: None, engine: Engine
     result = send(connector(engine))
     [email_id] = resend.emails
     assert result.message_id == email_id and len(resend.emails) == 1
+
+
+def test_dropped_connection_then_retry_is_replayed_not_resent(env: None, engine: Engine,
+                                                              resend: ResendStandIn) -> None:
+    resend.inject(Drop())
+    with pytest.raises(TransientError, match="answer was lost"):
+        send(connector(engine))
+    result = send(connector(engine))
+    [email_id] = resend.emails
+    assert result.message_id == email_id and len(resend.emails) == 1
+    assert vendor_attempts.pending(engine, ORDER, "email") is None
+
+
+def test_an_unknown_outcome_older_than_the_key_is_not_repeated(env: None, engine: Engine,
+                                                               resend: ResendStandIn) -> None:
+    """Resend keeps idempotency keys 24 h: past that, a repeat could send twice."""
+    resend.inject(Delay(0.6))
+    with pytest.raises(TransientError):
+        send(connector(engine, timeout=0.2))
+    resend.wait_idle()
+    with engine.begin() as c:
+        c.execute(update(VendorAttempt).values(started_at=utcnow() - timedelta(hours=30)))
+    with pytest.raises(NeedsAttention, match="idempotency key may have expired") as err:
+        send(connector(engine))
+    assert f"order-confirmation/{ORDER}" in err.value.what_to_check
+    assert len(resend.requests) == 1
 
 
 def test_lost_answer_then_a_different_payload_counts_as_sent(env: None, engine: Engine,

@@ -152,3 +152,12 @@ def test_unreachable_endpoint_is_transient(monkeypatch: pytest.MonkeyPatch) -> N
                         connect_timeout=1)
     with pytest.raises(TransientError, match="S3 check of bucket labels"):
         store.check()
+
+
+def test_link_presigns_an_invoice_for_the_order_artifact(store: S3FileStore, admin: Any, bucket: str) -> None:
+    from orderpipe.artifact import file_link
+
+    store.put("invoices/2026-000042.pdf", PDF, "application/pdf")
+    url = file_link(store, "invoices/2026-000042.pdf")  # computed without a request, fresh on every run
+    assert url is not None and f"/{bucket}/invoices/2026-000042.pdf" in url and "X-Amz-Signature=" in url
+    assert httpx.get(url, timeout=10).content == PDF

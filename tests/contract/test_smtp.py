@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
+from orderpipe import vendor_attempts
 from orderpipe.connectors.base import EmailResult
 from orderpipe.connectors.email_ledger import already_sent
 from orderpipe.connectors.email_smtp import SmtpEmail
-from orderpipe.errors import PermanentError, TransientError
+from orderpipe.errors import NeedsAttention, PermanentError, TransientError
 from orderpipe.settings import load_settings
 from tests.conftest import free_port
 from tests.contract.email_sample import PDF, VARIABLES, sample_message, sample_order
@@ -100,6 +101,37 @@ def test_550_recipient_is_permanent(monkeypatch: pytest.MonkeyPatch, engine: Eng
     assert "anna@example.fi" in str(err.value) and already_sent(engine, ORDER) is None
 
 
+def test_a_session_cut_after_data_is_never_sent_again(smtp: SmtpStandIn, engine: Engine) -> None:
+    """The relay took the message, then the connection dropped before its 250: SMTP has no
+    lookup, so the step stops for a person (who is told what to check) instead of resending."""
+    smtp.drop_after_next_data()
+    conn = SmtpEmail(load_settings(), engine, timeout=2)
+    with pytest.raises(NeedsAttention, match="after the message was sent") as err:
+        send(conn)
+    assert EXPECTED_ID in err.value.what_to_check and f"orderpipe resolve {ORDER} email" in err.value.what_to_check
+    for _ in range(2):  # Prefect would not retry it; a replay or reconcile does not send either
+        with pytest.raises(NeedsAttention, match="unknown outcome"):
+            send(SmtpEmail(load_settings(), engine, timeout=2))
+    assert len(smtp.messages) == 1 and smtp.data_attempts == 1
+
+    vendor_attempts.resolve(engine, ORDER, "email")  # the person found it was not delivered after all
+    assert send(conn).created and len(smtp.messages) == 2
+
+
+def test_record_failing_after_the_relay_accepted_is_not_retried_into_a_duplicate(
+    smtp: SmtpStandIn, engine: Engine
+) -> None:
+    with engine.begin() as c:  # the emails ledger refuses writes, as a full disk would
+        c.exec_driver_sql("CREATE TRIGGER full BEFORE INSERT ON emails BEGIN SELECT RAISE(ABORT, 'disk is full'); END")
+    with pytest.raises(NeedsAttention, match="disk is full"):
+        send(SmtpEmail(load_settings(), engine))
+    with engine.begin() as c:
+        c.exec_driver_sql("DROP TRIGGER full")
+    with pytest.raises(NeedsAttention, match="unknown outcome"):
+        send(SmtpEmail(load_settings(), engine))
+    assert len(smtp.messages) == 1
+
+
 def test_450_recipient_is_transient(smtp: SmtpStandIn, engine: Engine) -> None:
     smtp.fail_next("RCPT", "450 4.2.1 Mailbox busy")
     with pytest.raises(TransientError, match="450"):
@@ -109,8 +141,9 @@ def test_450_recipient_is_transient(smtp: SmtpStandIn, engine: Engine) -> None:
 
 def test_554_at_data_is_permanent(smtp: SmtpStandIn, engine: Engine) -> None:
     smtp.fail_next("DATA", "554 5.7.1 Message rejected as spam")
-    with pytest.raises(PermanentError, match="554"):
+    with pytest.raises(PermanentError, match="554") as err:
         send(SmtpEmail(load_settings(), engine))
+    assert not isinstance(err.value, NeedsAttention)  # the server answered: definitely not sent
 
 
 def test_connection_refused_is_transient(monkeypatch: pytest.MonkeyPatch, engine: Engine) -> None:

@@ -58,6 +58,23 @@ def _up(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     return proc
 
 
+def _explain(engine: object, api: str, orders: list[str]) -> list[tuple[object, ...]]:
+    """Every unfinished order: its ledger state, dispatch state and error, and its runs' states."""
+    runs = httpx.post(f"{api}/flow_runs/filter", json={"flow_runs": {"name": {"any_": [
+        f"order-{o}" for o in orders]}}, "limit": 100}).json()
+    by_name: dict[str, list[str]] = {}
+    for r in runs:
+        by_name.setdefault(r["name"], []).append(f"{r['id']}:{r['state_type']}/{r['state_name']}")
+    out = []
+    for o in orders:
+        row = ledger.get_order(engine, o)  # type: ignore[arg-type]
+        runs_of = by_name.get(f"order-{o}", [])
+        if row is None or row.state != "completed" or not any(":COMPLETED/" in r for r in runs_of):
+            out.append((o, row and row.state, row and row.dispatch, row and row.flow_run_id,
+                        row and row.last_error, runs_of))
+    return out
+
+
 @pytest.mark.xfail(strict=False, reason="known bug, under investigation: once in 4 runs (fresh clone, loaded machine) "
                    "one order stayed 'received' after the restart - a kill between creating its run and "
                    "recording the dispatch is the suspect")
@@ -109,7 +126,7 @@ def test_kill_9_of_the_whole_stack_mid_burst_then_up_again_finishes_every_order_
         while ({(ledger.get_order(engine, o) or ledger).state for o in orders} != {"completed"}  # type: ignore[union-attr]
                or run_states() != {"COMPLETED"}):
             assert time.monotonic() - up_at < 120, (
-                f"not finished 2 minutes after restart: {[ledger.get_order(engine, o).state for o in orders]}"  # type: ignore[union-attr]
+                f"not finished 2 minutes after restart: {_explain(engine, api, orders)}"
                 f"\n{log.read_text()[-3000:]}")
             time.sleep(0.3)
         print(f"{len(orders) - done_at_kill} interrupted orders finished {time.monotonic() - up_at:.1f} s "

@@ -62,3 +62,34 @@ def test_two_dispatchers_on_postgres_never_claim_the_same_order(postgres_url: st
         with session_scope(engine) as second:
             theirs = ledger.claim_for_dispatch(second, limit=10)
     assert len(mine) == 2 and len(theirs) == 2 and not set(mine) & set(theirs)
+
+
+def test_an_order_that_cannot_be_started_for_5_minutes_alerts_once(sqlite_url: str) -> None:
+    """Dispatch failing (Prefect away or refusing) is no longer silent: after 5 minutes one
+    alert per order and kind of failure, however many rounds fail and whatever their text."""
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from orderpipe import alerts
+    from orderpipe.db import session_scope
+    from orderpipe.tables import OrderRecord
+
+    engine = get_engine(sqlite_url)
+    assert ledger.record_missing_order(engine, "pi_Stuck", source="test")
+    for _ in range(2):  # two rounds before 5 minutes: silent
+        with temporary_settings(updates={PREFECT_API_URL: f"http://127.0.0.1:{free_port()}/api",
+                                         PREFECT_CLIENT_MAX_RETRIES: 0}):
+            assert Dispatcher(engine).start("pi_Stuck") is None
+    assert alerts.list_alerts(engine, "pi_Stuck") == []
+    with session_scope(engine) as s:  # ... and the first failure was 6 minutes ago
+        s.execute(update(OrderRecord).values(dispatch_failing_since=utcnow() - timedelta(minutes=6)))
+    for _ in range(3):  # every later round fails too, each time against another port (other text)
+        with temporary_settings(updates={PREFECT_API_URL: f"http://127.0.0.1:{free_port()}/api",
+                                         PREFECT_CLIENT_MAX_RETRIES: 0}):
+            assert Dispatcher(engine).start("pi_Stuck") is None
+    [alert] = alerts.list_alerts(engine, "pi_Stuck")
+    assert alert.kind == "dispatch_failing" and alert.step == "dispatch"
+    assert "cannot be started since" in alert.message and "process-order/orderpipe" in alert.message
+    row = ledger.get_order(engine, "pi_Stuck")
+    assert row is not None and row.dispatch == "pending"  # still recorded, still tried

@@ -134,3 +134,57 @@ def test_check_needs_a_writable_data_dir(engine: Engine, data_dir: Path) -> None
     blocker.write_text("a file, not a directory")
     with pytest.raises(StepError, match="local invoicing"):
         invoicing(engine, blocker).check()
+
+
+# ---- render before numbering, series per seller, credit notes ------------------------------------
+
+
+def test_a_layout_failure_is_permanent_and_uses_no_number(engine: Engine, data_dir: Path) -> None:
+    from orderpipe.errors import PermanentError
+    from tests.unit.invoice_samples import FI_RATE, Item, make_order
+
+    inv = invoicing(engine, data_dir)
+    too_long = make_order([Item("x" * 60_000, 100, 1, FI_RATE)], order_id="pi_layout")
+    with pytest.raises(PermanentError, match="pi_layout.*cannot be laid out.*no invoice number was used"):
+        inv.create_invoice(too_long)
+    assert count_invoices(engine) == 0
+    assert inv.create_invoice(consumer_fi()).invoice_number == "2026-000001"
+    assert not list((data_dir / "invoices").glob("*999999*"))  # the placeholder never reaches the store
+
+
+def test_series_per_seller_vat_id(engine: Engine, data_dir: Path) -> None:
+    old = invoicing(engine, data_dir)
+    new = LocalInvoicing(engine, data_dir / "new", SELLER.model_copy(update={"vat_id": "FI02011527"}),
+                         Decimal("25.5"), today=lambda: ISSUED)
+    a = old.create_invoice(consumer_fi().model_copy(update={"order_id": "pi_old_1"}))
+    b = new.create_invoice(consumer_fi().model_copy(update={"order_id": "pi_new_1"}))
+    c = old.create_invoice(consumer_fi().model_copy(update={"order_id": "pi_old_2"}))
+    assert (a.invoice_number, b.invoice_number, c.invoice_number) == ("2026-000001", "2026-000001", "2026-000002")
+
+
+def test_credit_notes_have_their_own_gapless_series_and_files(engine: Engine, data_dir: Path) -> None:
+    from orderpipe.connectors.invoicing_local import NotInvoicedYet
+    from orderpipe.credit_note import RefundExceedsInvoice
+    from tests.en16931 import load_fatal_rules
+
+    inv = invoicing(engine, data_dir)
+    order = consumer_fi()
+    with pytest.raises(NotInvoicedYet):
+        inv.issue_credit_note(order.order_id, "re_early", 100)
+    invoice = inv.create_invoice(order)
+    first = inv.issue_credit_note(order.order_id, "re_1", 1000, language="fi")
+    repeat = inv.issue_credit_note(order.order_id, "re_1", 1000, language="fi")
+    second = inv.issue_credit_note(order.order_id, "re_2", invoice.amount_total - 1000)
+    assert (first.number, second.number) == ("CN-2026-000001", "CN-2026-000002")
+    assert repeat.number == first.number and not repeat.created and first.created
+    assert first.invoice_number == invoice.invoice_number
+    assert first.amount_tax + second.amount_tax == invoice.amount_tax
+    with pytest.raises(RefundExceedsInvoice, match="left to refund"):
+        inv.issue_credit_note(order.order_id, "re_3", 1)
+    assert [r.number for r in inv.credit_notes(order.order_id)] == ["CN-2026-000001", "CN-2026-000002"]
+    rules = load_fatal_rules()
+    for cn in (first, second):
+        assert Path(cn.pdf_path or "").read_bytes().startswith(b"%PDF")
+        assert rules(Path(cn.xml_path or "")) == []
+    # the invoice series is untouched by credit notes
+    assert inv.create_invoice(order.model_copy(update={"order_id": "pi_after"})).invoice_number == "2026-000002"

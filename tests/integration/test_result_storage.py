@@ -23,6 +23,7 @@ from prefect.settings import PREFECT_API_URL, PREFECT_RESULTS_DEFAULT_STORAGE_BL
 
 from flows.process_order import process_order
 from orderpipe import ledger, result_storage
+from orderpipe.audit import step_of_task_run_name
 from orderpipe.db import get_engine
 from orderpipe.result_storage import DEFAULT_BLOCK_ENV, RESULTS_FOLDER, configure_result_storage
 from orderpipe.settings import Settings, SettingsError, load_settings
@@ -90,7 +91,7 @@ def _step_states(db_url: str, order_id: str) -> dict[str, str]:
     while True:
         with get_client(sync_client=True) as client:
             runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[row.flow_run_id])))
-        states = {r.name.rsplit("-", 1)[0]: r.state.name for r in runs if r.state is not None}
+        states = {step_of_task_run_name(r.name): r.state.name for r in runs if r.state is not None}
         final = {k: v for k, v in states.items() if v in ("Completed", "Cached", "Failed")}
         if set(ledger.STEPS) <= set(final) or time.monotonic() > deadline:
             return states

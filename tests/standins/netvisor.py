@@ -78,6 +78,7 @@ class NetvisorStandIn(StandIn):
         self.creds = dict(CREDENTIALS)
         self.customers = customers
         self.invoices: list[StoredInvoice] = []
+        self.matches: list[tuple[str, str]] = []  # (credit note key, invoice key) from matchcreditnote.nv
         self.fail_next_add: tuple[str, str] | None = None
         self.auth_failures: list[str] = []
         self._seen_transactions: set[str] = set()
@@ -94,6 +95,8 @@ class NetvisorStandIn(StandIn):
             if recorded.query.get("method") != "add":
                 return failed("INVALID_DATA", "unsupported method")
             return self._add(request, recorded)
+        if request.method == "POST" and recorded.path == "/matchcreditnote.nv":
+            return self._match(request, recorded)
         if request.method == "GET" and recorded.path == "/salesinvoicelist.nv":
             return self._list(recorded)
         return Response("Not found", status=404)
@@ -167,6 +170,23 @@ class NetvisorStandIn(StandIn):
                                                amount=invoice.findtext("salesinvoiceamount") or "", root=root,
                                                raw=recorded.body))
         return ok(f"<Replies><InsertedDataIdentifier>{key}</InsertedDataIdentifier></Replies>")
+
+    def _match(self, request: Request, recorded: Recorded) -> Response:
+        charset = request.mimetype_params.get("charset", "utf-8")
+        try:
+            root = etree.fromstring(recorded.body.decode(charset))
+        except (etree.XMLSyntaxError, UnicodeDecodeError, LookupError, ValueError) as exc:
+            return failed("INVALID_DATA", f"XML could not be read: {exc}")
+        credit, invoice = root.findtext("matchcreditnote/creditnotenetvisorkey"), root.findtext(
+            "matchcreditnote/invoicenetvisorkey")
+        keys = {i.key: i for i in self.invoices}
+        if credit not in keys or invoice not in keys:
+            return failed("INVALID_DATA", "credit note or invoice not found")
+        if keys[credit].root.findtext("salesinvoice/salesinvoiceamount", "").startswith("-") is False:
+            return failed("INVALID_DATA", "the credit note's sum is not negative")
+        if (credit, invoice) not in self.matches:
+            self.matches.append((credit, invoice))
+        return ok()
 
     def _list(self, recorded: Recorded) -> Response:
         number = recorded.query.get("InvoiceNumber")

@@ -3,8 +3,9 @@
 Faults are queued per SMTP command (``"RCPT"`` or ``"DATA"``) and each answers one command:
 ``fail_next("DATA", "451 4.3.0 Try again later")`` makes the next DATA transient,
 ``fail_next("RCPT", "550 5.1.1 Mailbox unavailable")`` refuses the next recipient. With
-``reject_all`` every RCPT is refused with that reply. Optional AUTH (``username``/
-``password``) and STARTTLS (``tls_context``, e.g. a self-signed certificate).
+``reject_all`` every RCPT is refused with that reply; ``drop_after_next_data()`` accepts the
+next message and then cuts the connection before the ``250`` (the outcome the client cannot
+know). Optional AUTH (``username``/``password``) and STARTTLS (``tls_context``, e.g. a self-signed certificate).
 """
 
 from __future__ import annotations
@@ -52,6 +53,8 @@ class _Handler:
         if fault:
             return fault
         self.owner.messages.append(Captured(envelope.mail_from, list(envelope.rcpt_tos), envelope.content))
+        if self.owner._take_drop():
+            server.transport.abort()  # accepted, then the connection dropped before the 250
         return "250 2.0.0 Message accepted for delivery"
 
 
@@ -62,6 +65,7 @@ class SmtpStandIn:
         self.data_attempts = 0
         self.logins: list[str] = []
         self.reject_all = reject_all
+        self._drops = 0
         self._faults: dict[str, deque[str]] = {"RCPT": deque(), "DATA": deque()}
         self._lock = threading.Lock()
         self._username, self._password = username, password
@@ -72,6 +76,18 @@ class SmtpStandIn:
     def fail_next(self, command: str, reply: str) -> None:
         with self._lock:
             self._faults[command].append(reply)
+
+    def drop_after_next_data(self) -> None:
+        """The next message is accepted, then the connection is cut before the ``250`` reply."""
+        with self._lock:
+            self._drops += 1
+
+    def _take_drop(self) -> bool:
+        with self._lock:
+            if self._drops:
+                self._drops -= 1
+                return True
+            return False
 
     def _take(self, command: str) -> str | None:
         if command == "RCPT" and self.reject_all:

@@ -12,13 +12,16 @@ path contains its ``path_contains`` (``""``: any request):
   processed normally first and the answer held back for ``delay`` ("did it, then timed out");
 - ``Respond(status, body, headers)``: the same, but a ``str``/``bytes`` body is plain text;
 - ``Delay(seconds)``: stall, then process normally (the client may have timed out by then:
-  "accepted, but the answer was lost").
+  "accepted, but the answer was lost");
+- ``Drop()``: process normally, then cut the connection without an answer ("accepted, then
+  the connection dropped").
 """
 
 from __future__ import annotations
 
 import io
 import json
+import socket
 import threading
 import time
 from collections import deque
@@ -134,6 +137,28 @@ class Delay:
         return standin.process(request, recorded)
 
 
+@dataclass
+class Drop:
+    """Process the request normally (the vendor did the work), then cut the connection
+    without answering: "accepted, then the connection dropped"."""
+
+    path_contains: str = ""
+
+    def apply(self, standin: StandIn, request: Request, recorded: Recorded) -> Response:
+        standin.process(request, recorded)
+        sock = request.environ.get("werkzeug.socket")
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        raise _Dropped()
+
+
+class _Dropped(Exception):
+    """Raised out of the WSGI app after the socket was cut: nothing more is written."""
+
+
 class _Quiet(WSGIRequestHandler):
     def log_request(self, *args: Any, **kwargs: Any) -> None:  # no access log (paths may hold test secrets)
         pass
@@ -144,7 +169,7 @@ class StandIn:
 
     def __init__(self) -> None:
         self.requests: list[Recorded] = []
-        self._faults: deque[Fault | Delay] = deque()
+        self._faults: deque[Fault | Delay | Drop] = deque()
         self._lock = threading.RLock()
         self._stopping = threading.Event()
         self._server: BaseWSGIServer | None = None
@@ -184,7 +209,7 @@ class StandIn:
         return f"http://127.0.0.1:{self._server.server_port}"
 
     # ---- fault injection and log ----------------------------------------------------------------
-    def inject(self, *faults: Fault | Delay) -> None:
+    def inject(self, *faults: Fault | Delay | Drop) -> None:
         with self._lock:
             self._faults.extend(faults)
 
@@ -214,7 +239,7 @@ class StandIn:
         except Exception as exc:  # noqa: BLE001 - a stand-in bug must show up as a 500, not a hang
             return Response(f"stand-in error: {exc!r}", 500, mimetype="text/plain")
 
-    def _take_fault(self, path: str) -> Fault | Delay | None:
+    def _take_fault(self, path: str) -> Fault | Delay | Drop | None:
         with self._lock:
             for fault in self._faults:
                 if fault.path_contains in path:
@@ -244,6 +269,10 @@ class StandIn:
             response = self.process(request, recorded)
         else:
             recorded.fault = type(fault).__name__
-            response = fault.apply(self, request, recorded)
+            try:
+                response = fault.apply(self, request, recorded)
+            except _Dropped:
+                recorded.status = 0  # no answer was ever sent
+                raise
         recorded.status = response.status_code
         return response(environ, start_response)

@@ -17,7 +17,7 @@ from orderpipe.invoice_doc import (
     is_valid_eu_vat,
     largest_remainder,
 )
-from orderpipe.order import Order
+from orderpipe.order import Address, Order
 from tests.unit.invoice_samples import (
     FI_RATE,
     ISSUE_DATE,
@@ -86,26 +86,26 @@ def test_consumer_fi_takes_stripes_tax() -> None:
     assert not doc.reverse_charge and doc.notes == []
 
 
-def test_reverse_charge_b2b_other_eu_country() -> None:
+def test_b2b_other_eu_country_is_an_intra_community_supply() -> None:
     order = reverse_charge_de()
     doc = invoice(order)
     assert_adds_up(order, doc)
     assert doc.reverse_charge
-    assert [(s.category, s.rate, s.tax) for s in doc.tax_subtotals] == [(TaxCategory.REVERSE_CHARGE, Decimal(0), 0)]
+    assert [(s.category, s.rate, s.tax) for s in doc.tax_subtotals] == [(TaxCategory.INTRA_COMMUNITY, Decimal(0), 0)]
     sub = doc.tax_subtotals[0]
-    assert sub.exemption_reason_code == "VATEX-EU-AE" and sub.exemption_reason
-    note = " ".join(doc.notes)
-    assert "Reverse charge" in note and "Käännetty verovelvollisuus" in note and "2006/112/EC" in note
+    assert sub.exemption_reason_code == "VATEX-EU-IC" and "2006/112/EC" in (sub.exemption_reason or "")
     assert doc.buyer.vat_id == "DE136695976" and doc.buyer.name == "Druckerei Groß GmbH"
+    assert doc.seller.vat_id == "FI12345671"  # both VAT ids (BR-IC-02)
+    assert doc.delivery is not None and doc.delivery.country == "DE"  # BR-IC-12
 
 
-def test_reverse_charge_inferred_from_zero_stripe_tax_and_valid_eu_vat_id() -> None:
+def test_intra_community_inferred_from_zero_stripe_tax_and_valid_eu_vat_id() -> None:
     order = make_order(
         [Item("Poster", 4990, 2, Decimal(0))], tax_from_stripe=True, buyer_vat_id="ATU13585627",
-        business_name="Wien GmbH",
+        business_name="Wien GmbH", address=Address(line1="Ring 1", postal_code="1010", city="Wien", country="AT"),
     )
     doc = invoice(order)
-    assert doc.reverse_charge and doc.tax_subtotals[0].category is TaxCategory.REVERSE_CHARGE
+    assert doc.reverse_charge and doc.tax_subtotals[0].category is TaxCategory.INTRA_COMMUNITY
 
 
 @pytest.mark.parametrize(
@@ -133,7 +133,7 @@ def test_tax_charged_despite_eu_vat_id_stays_standard_rated() -> None:
 def test_reverse_charge_without_buyer_vat_id_is_an_order_data_error() -> None:
     order = make_order([Item("Poster", 4990, 1, Decimal(0), reason="reverse_charge")], tax_from_stripe=True,
                        tax_exempt="reverse", order_id="pi_rc_novat")
-    with pytest.raises(OrderDataError, match="pi_rc_novat.*invoice.*VAT id"):
+    with pytest.raises(OrderDataError, match="pi_rc_novat.*invoice.*reverse charge"):
         invoice(order)
 
 

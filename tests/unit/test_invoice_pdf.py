@@ -43,7 +43,7 @@ def test_nordic_name_invoice_number_and_totals() -> None:
 def test_reverse_charge_note_and_buyer_vat_id() -> None:
     text = pdf_text(reverse_charge_de())
     assert "Druckerei Groß GmbH" in text and "DE136695976" in text
-    assert "Reverse charge" in text and "Käännetty verovelvollisuus" in text
+    assert "Intra-community supply" in text and "Yhteisömyynti" in text and "VATEX-EU-IC" in text
     assert "2006/112/EC" in text
     assert "1\u00a0017.90 EUR" in text or "1 017.90 EUR" in text
 

@@ -44,6 +44,11 @@ def test_status_of_unknown_order_exits_2(tmp_path: Path) -> None:
         ({"STRIPE_WEBHOOK_SECRET": "sk_wrong"}, ["STRIPE_WEBHOOK_SECRET"]),
         ({"DATABASE_URL": "mysql://x"}, ["DATABASE_URL"]),
         ({"ORDERPIPE_SELLER_COUNTRY": "Finland"}, ["ORDERPIPE_SELLER_COUNTRY"]),
+        # a stray brace in the tracking-URL template: refused at start-up, never after a booking
+        ({"ORDERPIPE_TRACKING_URL": "https://track.example/{tracking_number"}, ["ORDERPIPE_TRACKING_URL"]),
+        ({"ORDERPIPE_TRACKING_URL": "https://track.example/?id={tracking_number}}"}, ["ORDERPIPE_TRACKING_URL"]),
+        ({"ORDERPIPE_TRACKING_URL": "https://track.example/{id}"}, ["ORDERPIPE_TRACKING_URL"]),
+        ({"ORDERPIPE_TRACKING_URL": "track.example/{tracking_number}"}, ["ORDERPIPE_TRACKING_URL"]),
     ],
 )
 def test_settings_errors(monkeypatch: pytest.MonkeyPatch, env: dict[str, str], names: list[str]) -> None:
@@ -61,6 +66,11 @@ def test_secret_rotation_and_postgres_url(monkeypatch: pytest.MonkeyPatch) -> No
     s = load_settings()
     assert s.webhook_secrets == ["whsec_new", "whsec_old"]
     assert s.db_url == "postgresql+psycopg://u@h:5432/db" and s.is_postgres
+
+
+def test_a_tracking_url_template_with_literal_braces_is_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ORDERPIPE_TRACKING_URL", "https://t.example/{{v2}}/{tracking_number}")
+    assert load_settings().orderpipe_tracking_url.format(tracking_number="1") == "https://t.example/{v2}/1"
 
 
 def test_parse_duration() -> None:

@@ -12,7 +12,7 @@ from lxml import etree
 
 from orderpipe.invoice_doc import InvoiceDocument, build_invoice
 from orderpipe.order import Order
-from orderpipe.ubl import NS_CAC, NS_CBC, render_ubl
+from orderpipe.ubl import NS_CAC, NS_CBC, PEPPOL_CUSTOMIZATION_ID, render_ubl
 from tests.en16931 import load_fatal_rules
 from tests.unit.invoice_samples import FI_RATE, ISSUE_DATE, SELLER, Item, carts, make_order, sample_orders
 
@@ -47,7 +47,8 @@ def test_sample_invoice_passes_en16931(name: str, tmp_path: Path, fatal_rules: C
     assert fatal_rules(write(tmp_path, name, xml)) == []
 
     root = etree.fromstring(xml)
-    assert text(root, "/*/cbc:CustomizationID") == ["urn:cen.eu:en16931:2017"]
+    expected_customization = PEPPOL_CUSTOMIZATION_ID if doc.peppol else "urn:cen.eu:en16931:2017"
+    assert text(root, "/*/cbc:CustomizationID") == [expected_customization]
     assert text(root, "/*/cbc:ID") == ["2026-000042"]
     assert text(root, "/*/cbc:InvoiceTypeCode") == ["380"]
     assert text(root, "/*/cbc:DocumentCurrencyCode") == [order.currency.upper()]
@@ -74,14 +75,14 @@ def test_consumer_has_no_buyer_vat_id(tmp_path: Path) -> None:
     assert text(root, "//cac:TaxSubtotal/cac:TaxCategory/cbc:Percent") == ["25.5"]
 
 
-def test_reverse_charge_has_buyer_vat_id_category_ae_and_note() -> None:
+def test_intra_community_supply_has_both_vat_ids_category_k_and_reason() -> None:
     root = etree.fromstring(render_ubl(invoice(SAMPLES["reverse_charge_de"])))
     assert text(root, "//cac:AccountingCustomerParty//cac:PartyTaxScheme/cbc:CompanyID") == ["DE136695976"]
-    assert text(root, "//cac:TaxSubtotal/cac:TaxCategory/cbc:ID") == ["AE"]
-    assert text(root, "//cac:TaxSubtotal/cac:TaxCategory/cbc:TaxExemptionReasonCode") == ["VATEX-EU-AE"]
-    assert set(text(root, "//cac:ClassifiedTaxCategory/cbc:ID")) == {"AE"}
-    (note,) = text(root, "/*/cbc:Note")
-    assert "Reverse charge" in note and "Käännetty verovelvollisuus" in note
+    assert text(root, "//cac:AccountingSupplierParty//cac:PartyTaxScheme/cbc:CompanyID") == ["FI12345671"]
+    assert text(root, "//cac:TaxSubtotal/cac:TaxCategory/cbc:ID") == ["K"]
+    assert text(root, "//cac:TaxSubtotal/cac:TaxCategory/cbc:TaxExemptionReasonCode") == ["VATEX-EU-IC"]
+    assert set(text(root, "//cac:ClassifiedTaxCategory/cbc:ID")) == {"K"}
+    assert text(root, "/*/cac:Delivery/cac:DeliveryLocation/cac:Address/cac:Country/cbc:IdentificationCode") == ["DE"]
     assert text(root, "/*/cac:TaxTotal/cbc:TaxAmount") == ["0.00"]
 
 
