@@ -127,6 +127,28 @@ def insert_ignore(session: Session, model: type[SQLModel], values: dict[str, Any
     return session.execute(stmt.returning(pk)).first() is not None
 
 
+def write_one(engine: Engine, statement: Any) -> None:
+    """One statement that is a whole transaction by itself (an UPDATE, an upsert): on Postgres
+    in autocommit, one round trip instead of BEGIN, the statement and COMMIT; on SQLite in
+    the usual BEGIN IMMEDIATE transaction (no round trips there)."""
+    if engine.dialect.name == "postgresql":
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(statement)
+    else:
+        with engine.begin() as conn:
+            conn.execute(statement)
+
+
+def upsert(engine: Engine, model: type[SQLModel], values: dict[str, Any], update: dict[str, Any]) -> None:
+    """INSERT values, or on a primary-key conflict UPDATE the row with `update` (values may be
+    SQL expressions of the table's columns), in one statement."""
+    table = model.__table__  # type: ignore[attr-defined]
+    insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+    statement = insert(table).values(**values).on_conflict_do_update(
+        index_elements=list(table.primary_key.columns), set_=update)
+    write_one(engine, statement)
+
+
 def ping(engine: Engine) -> None:
     try:
         with reader(engine).connect() as conn:

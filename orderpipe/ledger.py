@@ -18,7 +18,7 @@ from sqlmodel import Session
 
 from orderpipe import alerts
 from orderpipe.connectors.base import Alert
-from orderpipe.db import aware, insert_ignore, reader, session_scope
+from orderpipe.db import aware, insert_ignore, reader, session_scope, upsert, write_one
 from orderpipe.refund_ledger import (
     CHARGE_REFUNDED,
     DISPUTE_EVENT_TYPES,
@@ -291,29 +291,25 @@ def mark_dispatch_failed(session: Session, order_id: str, error: str) -> datetim
 
 
 def set_order_state(engine: Engine, order_id: str, state: str, **fields: Any) -> None:
-    with session_scope(engine) as s:
-        s.execute(
-            update(OrderRecord).where(OrderRecord.order_id == order_id).values(state=state, updated_at=utcnow(),
-                                                                                 **fields)
-        )
+    write_one(engine, update(OrderRecord).where(OrderRecord.order_id == order_id)  # type: ignore[arg-type]
+              .values(state=state, updated_at=utcnow(), **fields))
 
 
 def set_order_fields(engine: Engine, order_id: str, **fields: Any) -> None:
-    with session_scope(engine) as s:
-        s.execute(update(OrderRecord).where(OrderRecord.order_id == order_id).values(updated_at=utcnow(), **fields))
+    write_one(engine, update(OrderRecord).where(OrderRecord.order_id == order_id)  # type: ignore[arg-type]
+              .values(updated_at=utcnow(), **fields))
 
 
 def set_step(engine: Engine, order_id: str, step: str, state: str, error: str | None = None) -> None:
-    with session_scope(engine) as s:
-        row = s.get(OrderStep, (order_id, step))
-        if row is None:
-            row = OrderStep(order_id=order_id, step=step, state=state)
-        row.state = state
-        row.error = error
-        row.updated_at = utcnow()
-        if state == StepState.RUNNING:
-            row.attempts += 1
-        s.add(row)
+    """One statement (a step changes state twice per attempt, on every order)."""
+    columns = OrderStep.__table__.c  # type: ignore[attr-defined]
+    running = state == StepState.RUNNING
+    now = utcnow()
+    upsert(engine, OrderStep,
+           dict(order_id=order_id, step=str(step), state=str(state), error=error, updated_at=now,
+                attempts=1 if running else 0),
+           dict(state=str(state), error=error, updated_at=now,
+                **({"attempts": columns.attempts + 1} if running else {})))
 
 
 def steps_of(engine: Engine, order_id: str) -> dict[Step, str]:
