@@ -39,7 +39,6 @@ from orderpipe.stripe_standin.events import object_event, order_event, signed_de
 from orderpipe.stripe_standin.samples import FI_CONSUMER, SE_CUSTOMER, sample_orders
 from orderpipe.tables import CreditNoteRecord, CrmDeal, EmailSent, Event, Invoice, ProductionLogEntry, Shipment
 from tests.flow_env import add_order_copy, flow_settings
-from tests.integration.test_receiver import CollectingAlerts
 from tests.prefect_server import flow_test_server
 from tests.standins.stripe import running_standin
 from webhook.app import create_app

@@ -22,10 +22,11 @@ from sqlmodel import Session
 from orderpipe.db import get_engine
 from orderpipe.stripe_standin.events import order_event, signed_delivery
 from orderpipe.tables import OrderStep, RunLease
-from tests.integration.test_worker_runtime import _assert_each_once, _hold_emails, _in_flight_at_mailgun
+from tests.integration.test_worker_runtime import _assert_each_once, _hold_callbacks, _in_flight_at_shop
 from tests.prefect_server import prefect_database, prefect_server
 from tests.standins.mailgun import MailgunStandIn
 from tests.standins.s3 import MotoS3
+from tests.standins.shop_callback import ShopCallbackStandIn
 from tests.standins.stripe import running_standin
 from tests.worker_stack import MAILGUN_DOMAIN, MAILGUN_KEY, SECRET, RuntimeWorld
 
@@ -45,8 +46,11 @@ def world(postgres_url: str, tmp_path: Path) -> Iterator[tuple[RuntimeWorld, obj
         admin = boto3.client("s3", endpoint_url=s3.url, region_name=REGION,
                              aws_access_key_id="testing", aws_secret_access_key="testing-secret")
         admin.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
+        shop = stack.enter_context(ShopCallbackStandIn())
         w = RuntimeWorld(tmp_path / "machines", postgres_url, api, stripe_base, store, mailgun, extra_env={
-            "ORDERPIPE_FILE_STORE": "s3", "ORDERPIPE_S3_BUCKET": bucket, "AWS_ENDPOINT_URL_S3": s3.url, **creds})
+            "ORDERPIPE_FILE_STORE": "s3", "ORDERPIPE_S3_BUCKET": bucket, "AWS_ENDPOINT_URL_S3": s3.url, **creds,
+            "ORDERPIPE_STATUS_CALLBACK_URL": shop.callback_url, "ORDERPIPE_STATUS_CALLBACK_SECRET": shop.secret})
+        w.shop = shop  # type: ignore[attr-defined]
         stack.callback(w.stop_all)
         yield w, admin, bucket
 
@@ -70,17 +74,17 @@ def test_two_workers_two_receivers_one_worker_killed_mid_burst_each_order_once(
     worker_a = w.start_worker("worker-a", ORDERPIPE_RUN_LIMIT="4")
     worker_b = w.start_worker("worker-b", ORDERPIPE_RUN_LIMIT="4")
     first, later = w.new_orders("TwoMachinesA", 8), w.new_orders("TwoMachinesB", 4)
-    _hold_emails(w, 8, seconds=15)  # every run of the first wave waits at the email step
+    _hold_callbacks(w, 8, seconds=15)  # every run of the first wave waits at its status callback
     for i, order_id in enumerate(first):  # each order's two events reach different receivers
         one, other = (rx_a, rx_b) if i % 2 else (rx_b, rx_a)
         assert _post(one, w.store, order_id, "checkout.session.completed") == "accepted"
         assert _post(other, w.store, order_id, "payment_intent.succeeded") == "duplicate"
-    w.wait(lambda: _in_flight_at_mailgun(w) == 8, 120, f"first wave never reached email: {w.states(first)}")
+    w.wait(lambda: _in_flight_at_shop(w) == 8, 120, f"first wave never reached the callback: {w.states(first)}")
     engine = get_engine(w.db_url)
     with Session(engine) as s:
         held_by_a = s.scalars(select(RunLease.order_id).where(RunLease.worker == "worker-a")).all()
     assert len(held_by_a) == 4  # both workers took their share
-    w.kill(worker_a)  # mid-burst: its four runs die at the email step
+    w.kill(worker_a)  # mid-burst: its four runs die at the status callback
     for i, order_id in enumerate(later):
         assert _post(rx_a if i % 2 else rx_b, w.store, order_id, "checkout.session.completed") == "accepted"
 
@@ -90,7 +94,7 @@ def test_two_workers_two_receivers_one_worker_killed_mid_burst_each_order_once(
     with Session(engine) as s:
         steps = s.scalars(select(OrderStep).where(OrderStep.order_id.in_(held_by_a))).all()  # type: ignore[attr-defined]
     redone = [(st.order_id, st.step) for st in steps
-              if st.step in ("crm", "production_log", "shipment", "invoice") and st.attempts != 1]
+              if st.step in ("crm", "production_log", "shipment", "invoice", "email") and st.attempts != 1]
     assert redone == []  # worker-b found worker-a's results in the bucket
     labels = _keys(admin, bucket, "labels/")
     invoices = _keys(admin, bucket, "invoices/")
