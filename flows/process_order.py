@@ -18,12 +18,14 @@ from prefect.client.orchestration import SyncPrefectClient, get_client
 from prefect.context import get_run_context
 from prefect.futures import PrefectFuture
 
-from orderpipe import alerts, audit, ledger
+from orderpipe import audit
+from orderpipe.alerting import alerts
 from orderpipe.artifact import StepTiming, artifact_key, file_link, order_markdown, steps_table, steps_table_key
 from orderpipe.bootstrap import process_services
 from orderpipe.connectors.base import Alert
 from orderpipe.connectors.status_callback import callback_payload
 from orderpipe.errors import NeedsAttention, failure_kind
+from orderpipe.orders import ledger
 from orderpipe.states import OrderState, Step, StepState
 from tasks.crm import crm
 from tasks.email import email

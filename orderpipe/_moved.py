@@ -23,7 +23,47 @@ from importlib.machinery import ModuleSpec
 from types import CodeType, ModuleType
 
 #: old module path -> new module path (a package's submodules follow it).
-MOVED: dict[str, str] = {}
+MOVED: dict[str, str] = {
+    "orderpipe.stripe_reader": "orderpipe.stripe_api.reader",
+    "orderpipe.stripe_normalise": "orderpipe.stripe_api.normalise",
+    "orderpipe.stripe_standin": "orderpipe.stripe_api.standin",
+    "orderpipe.invoice_doc": "orderpipe.invoicing.document",
+    "orderpipe.invoice_pdf": "orderpipe.invoicing.pdf",
+    "orderpipe.ubl": "orderpipe.invoicing.ubl",
+    "orderpipe.seller": "orderpipe.invoicing.seller",
+    "orderpipe.vat": "orderpipe.invoicing.vat",
+    "orderpipe.eu_vat_rates": "orderpipe.invoicing.eu_vat_rates",
+    "orderpipe.credit_note": "orderpipe.invoicing.credit_note",
+    "orderpipe.connectors.invoicing_local": "orderpipe.invoicing.local",
+    "orderpipe.connectors.netvisor": "orderpipe.invoicing.netvisor",
+    "orderpipe.s10": "orderpipe.shipping.tracking_number",
+    "orderpipe.label_pdf": "orderpipe.shipping.label",
+    "orderpipe.connectors.shipping_local": "orderpipe.shipping.local",
+    "orderpipe.connectors.postnord": "orderpipe.shipping.postnord",
+    "orderpipe.email_i18n": "orderpipe.email.texts",
+    "orderpipe.email_render": "orderpipe.email.render",
+    "orderpipe.connectors.email_ledger": "orderpipe.email.ledger",
+    "orderpipe.connectors.email_outbox": "orderpipe.email.outbox",
+    "orderpipe.connectors.email_smtp": "orderpipe.email.smtp",
+    "orderpipe.connectors.email_mailgun": "orderpipe.email.mailgun",
+    "orderpipe.connectors.email_resend": "orderpipe.email.resend",
+    "orderpipe.connectors.email_parts": "orderpipe.email.parts",
+    "orderpipe.connectors.zoho_crm": "orderpipe.crm.zoho",
+    "orderpipe.connectors.zoho_tokens": "orderpipe.crm.zoho_tokens",
+    "orderpipe.connectors.crm_local": "orderpipe.crm.local",
+    "orderpipe.connectors.production_log_local": "orderpipe.production_log.local",
+    "orderpipe.connectors.airtable_log": "orderpipe.production_log.airtable",
+    "orderpipe.alerts": "orderpipe.alerting.alerts",
+    "orderpipe.connectors.alert_text": "orderpipe.alerting.text",
+    "orderpipe.connectors.alerts_log": "orderpipe.alerting.log",
+    "orderpipe.connectors.alerts_slack": "orderpipe.alerting.slack",
+    "orderpipe.connectors.alerts_telegram": "orderpipe.alerting.telegram",
+    "orderpipe.ledger": "orderpipe.orders.ledger",
+    "orderpipe.dispatcher": "orderpipe.orders.dispatcher",
+    "orderpipe.reconciliation": "orderpipe.orders.reconciliation",
+    "orderpipe.wakeup": "orderpipe.orders.wakeup",
+    "orderpipe.connectors.http": "orderpipe.connectors.vendor_http",
+}
 
 
 def new_name(old: str) -> str | None:

@@ -35,7 +35,7 @@ def parse_duration(text: str) -> timedelta:
 
 def _status_json(settings: Settings, engine: Any, row: Any) -> dict[str, Any]:
     """The contract's `status --json` object for one order row."""
-    from orderpipe import ledger
+    from orderpipe.orders import ledger
     from orderpipe.prefect_env import ui_url
 
     return {
@@ -53,8 +53,8 @@ def _status_json(settings: Settings, engine: Any, row: Any) -> dict[str, Any]:
 
 
 def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
-    from orderpipe import ledger
     from orderpipe.db import get_engine, migrate
+    from orderpipe.orders import ledger
 
     migrate(settings.db_url)
     engine = get_engine(settings.db_url)
@@ -92,7 +92,7 @@ def cmd_reconcile(settings: Settings, args: argparse.Namespace) -> int:
     _prefect_env(settings)
     from orderpipe.bootstrap import build_services
     from orderpipe.db import migrate
-    from orderpipe.reconciliation import reconcile_now
+    from orderpipe.orders.reconciliation import reconcile_now
 
     migrate(settings.db_url)
     report = reconcile_now(build_services(settings), since=args.since)
@@ -103,10 +103,10 @@ def cmd_reconcile(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
     _prefect_env(settings)
-    from orderpipe import ledger
     from orderpipe.db import get_engine, migrate
-    from orderpipe.dispatcher import Dispatcher
-    from orderpipe.reconciliation import retry_flow_run
+    from orderpipe.orders import ledger
+    from orderpipe.orders.dispatcher import Dispatcher
+    from orderpipe.orders.reconciliation import retry_flow_run
     from orderpipe.states import OrderState
 
     migrate(settings.db_url)
@@ -137,8 +137,8 @@ def cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
 def _wait_for_order(settings: Settings, order_id: str, timeout: float) -> int:
     from prefect.client.orchestration import get_client
 
-    from orderpipe import ledger
     from orderpipe.db import get_engine
+    from orderpipe.orders import ledger
 
     engine = get_engine(settings.db_url)
     deadline = time.monotonic() + timeout
@@ -159,8 +159,9 @@ def _wait_for_order(settings: Settings, order_id: str, timeout: float) -> int:
 
 def cmd_resolve(settings: Settings, args: argparse.Namespace) -> int:
     """A person checked the vendor: nothing was done; the step may be done again by a replay."""
-    from orderpipe import ledger, vendor_attempts
+    from orderpipe import vendor_attempts
     from orderpipe.db import get_engine, migrate
+    from orderpipe.orders import ledger
 
     migrate(settings.db_url)
     engine = get_engine(settings.db_url)

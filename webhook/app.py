@@ -17,10 +17,10 @@ from flask import Flask, Response, jsonify, request
 from sqlalchemy import Engine
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from orderpipe import alerts
+from orderpipe.alerting import alerts
 from orderpipe.connectors.base import AlertSink
 from orderpipe.db import DatabaseUnavailable, ping
-from orderpipe.ledger import record_event
+from orderpipe.orders.ledger import record_event
 from webhook.signature import BadSignature, verify
 
 MAX_BODY = 1024 * 1024

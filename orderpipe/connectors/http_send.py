@@ -22,7 +22,13 @@ from typing import Any, TypeVar
 
 import httpx
 
-from orderpipe.connectors.http import Throttle, no_throttle, raise_for_vendor, retry_after_seconds, transport_error
+from orderpipe.connectors.vendor_http import (
+    Throttle,
+    no_throttle,
+    raise_for_vendor,
+    retry_after_seconds,
+    transport_error,
+)
 from orderpipe.errors import TransientError
 
 T = TypeVar("T")

@@ -120,7 +120,7 @@ def test_cancel_from_prefect_stops_the_run_process_and_fails_the_order(world: Ru
     world.wait(lambda: world.states([order_id])[order_id] == "failed", 30, "order not failed")
     [after] = world.runs(name={"any_": [f"order-{order_id}"]})
     assert after["state_type"] == "CANCELLED"
-    from orderpipe import ledger
+    from orderpipe.orders import ledger
 
     row = ledger.get_order(engine, order_id)
     assert row is not None and "cancel" in (row.last_error or "")

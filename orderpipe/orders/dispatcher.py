@@ -1,0 +1,126 @@
+"""Starts the flow run of every pending order: the receiver only records, this starts.
+
+One Prefect flow run per order: the order id is the idempotency key (unique per flow on
+the server) and the run name. If Prefect is unreachable the order stays pending with a
+backoff; nothing is lost. Every worker runs a dispatcher; on Postgres each claims its
+orders with `FOR UPDATE SKIP LOCKED`, so two never start the same order at the same moment
+(and if they did, the idempotency key would still give one run).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from contextlib import ExitStack, nullcontext
+from datetime import timedelta
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import Engine
+
+from orderpipe.alerting import alerts
+from orderpipe.connectors.base import Alert, AlertSink
+from orderpipe.db import session_scope
+from orderpipe.errors import failure_kind
+from orderpipe.orders import ledger
+from orderpipe.tables import utcnow
+
+DEPLOYMENT = "process-order/orderpipe"
+#: An order whose run cannot be started for this long alerts a person (once per kind of failure).
+ALERT_AFTER = timedelta(minutes=5)
+log = logging.getLogger("orderpipe.dispatcher")
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}"
+
+
+class Dispatcher:
+    def __init__(self, engine: Engine, *, deployment: str = DEPLOYMENT, client: Any = None,
+                 alert_sink: Callable[[], AlertSink] | None = None) -> None:
+        """`client`: a Prefect SyncPrefectClient kept by the caller (the worker), or None to
+        open one per dispatch round. `alert_sink`: builds the sink the "cannot start" alert goes
+        to (without one it is recorded and reconciliation delivers it)."""
+        self.engine = engine
+        self.alert_sink = alert_sink
+        self.deployment = deployment
+        self.client = client
+        self._deployment_id: UUID | None = None
+
+    def _deployment_uuid(self, client: Any) -> UUID:
+        if self._deployment_id is None:
+            self._deployment_id = client.read_deployment_by_name(self.deployment).id
+        return self._deployment_id
+
+    def _create_run(self, client: Any, order_id: str) -> str:
+        run = client.create_flow_run_from_deployment(
+            self._deployment_uuid(client), parameters={"order_id": order_id}, idempotency_key=order_id,
+            name=f"order-{order_id}", tags=["orderpipe"],
+        )
+        return str(run.id)
+
+    def start(self, order_id: str) -> str | None:
+        """Create (or find, by idempotency key) one order's flow run; returns its id."""
+        started = self._dispatch(limit=1, only=order_id)
+        return started[0][1] if started else None
+
+    def dispatch_once(self, limit: int = 20) -> list[str]:
+        """Start up to `limit` due orders; returns the order ids started."""
+        return [order_id for order_id, _ in self._dispatch(limit=limit)]
+
+    def _dispatch(self, *, limit: int, only: str | None = None) -> list[tuple[str, str]]:
+        with ExitStack() as stack:
+            if self.engine.dialect.name == "postgresql":
+                # Row locks held while the runs are created: other dispatchers skip these orders.
+                s = stack.enter_context(session_scope(self.engine))
+                order_ids = [only] if only else ledger.claim_for_dispatch(s, limit)
+                sessions = lambda: nullcontext(s)  # noqa: E731
+            else:
+                # SQLite: one writer for the whole file, so never hold it across an HTTP call; the
+                # idempotency key keeps a concurrent start of the same order to one run.
+                order_ids = [only] if only else ledger.due_for_dispatch(self.engine, limit)
+                sessions = lambda: session_scope(self.engine)  # noqa: E731
+            if not order_ids:
+                return []
+            client = self.client
+            if client is None:
+                from prefect.client.orchestration import get_client
+
+                client = stack.enter_context(get_client(sync_client=True))
+            return self._start_all(client, order_ids, sessions)
+
+    def _start_all(self, client: Any, order_ids: list[str], sessions: Any) -> list[tuple[str, str]]:
+        started: list[tuple[str, str]] = []
+        for order_id in order_ids:
+            try:
+                run_id = self._create_run(client, order_id)
+            except Exception as exc:  # noqa: BLE001 - Prefect down or refusing: keep pending, back off
+                self._deployment_id = None
+                log.warning("order %s not started yet (%s); will retry", order_id, _reason(exc))
+                with sessions() as s:
+                    since = ledger.mark_dispatch_failed(s, order_id, _reason(exc))
+                if since is not None and utcnow() - since >= ALERT_AFTER:
+                    self._alert_stuck(order_id, since, exc)
+                break  # the next round retries the rest; don't hammer a server that is away
+            with sessions() as s:
+                ledger.mark_dispatched(s, order_id, run_id)
+            started.append((order_id, run_id))
+            log.info("order %s -> flow run %s", order_id, run_id)
+        return started
+
+    def _alert_stuck(self, order_id: str, since: Any, exc: BaseException) -> None:
+        kind = failure_kind(exc)
+        alert = Alert(order_id=order_id, step="dispatch", kind="dispatch_failing",
+                      dedupe_key=f"dispatch_failing:{order_id}:dispatch:{kind}", occurred_at=utcnow(),
+                      message=f"order {order_id}: its flow run cannot be started since {since:%Y-%m-%d %H:%M:%S} UTC "
+                              f"({_reason(exc)}); check that deployment {self.deployment} exists and the Prefect "
+                              "server accepts runs. The order stays recorded and starts as soon as Prefect does.")
+        try:
+            if self.alert_sink is not None:
+                alerts.raise_alert(self.engine, self.alert_sink(), alert)
+            else:
+                with session_scope(self.engine) as s:
+                    alerts.record(s, alert)
+        except Exception as err:  # noqa: BLE001 - the dispatcher must keep going; the order stays pending
+            log.error("order %s: dispatch alert not recorded: %s", order_id, err)

@@ -1,0 +1,247 @@
+"""The event ledger and order records: what the receiver writes before it answers 2xx.
+
+All writes rely on unique constraints (event id, order id), so concurrent deliveries of
+one event, or of sibling events of one order, record one order exactly once.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine, or_, select, update
+from sqlmodel import Session
+
+from orderpipe.alerting import alerts
+from orderpipe.connectors.base import Alert
+from orderpipe.db import aware, insert_ignore, session_scope
+from orderpipe.orders.wakeup import notify_in_transaction
+from orderpipe.states import (  # STEPS and FULFILMENT_TYPES are imported from here too
+    FULFILMENT_TYPES,
+    PAYMENT_FAILED_TYPES,
+    STEPS,
+    DispatchState,
+    EventStatus,
+    OrderState,
+    Step,
+    StepState,
+)
+from orderpipe.tables import Event, OrderRecord, OrderStep, utcnow
+
+
+@dataclass(frozen=True)
+class Classified:
+    """What an event means for orderpipe."""
+
+    action: str  # fulfil | payment_failed | ignore
+    order_id: str | None
+    reason: str = ""
+
+
+def classify(event: dict[str, Any]) -> Classified:
+    """Decide from the (verified) event what to do. Order data itself is never taken from here."""
+    etype = event.get("type", "")
+    obj = (event.get("data") or {}).get("object") or {}
+    if not isinstance(obj, dict):
+        return Classified("ignore", None, "event has no data.object")
+    if etype.startswith("payment_intent."):
+        order_id = obj.get("id") if str(obj.get("id", "")).startswith("pi_") else None
+    elif etype.startswith("checkout.session."):
+        pi = obj.get("payment_intent")
+        order_id = pi if isinstance(pi, str) else (pi or {}).get("id") if isinstance(pi, dict) else None
+    else:
+        order_id = None
+    if etype in FULFILMENT_TYPES:
+        if etype == "checkout.session.completed" and obj.get("payment_status") not in ("paid", "no_payment_required"):
+            return Classified("ignore", order_id, f"checkout session payment_status is {obj.get('payment_status')!r}")
+        if not order_id:
+            return Classified("ignore", None, "paid event without a PaymentIntent id")
+        return Classified("fulfil", order_id)
+    if etype in PAYMENT_FAILED_TYPES:
+        return Classified("payment_failed", order_id)
+    return Classified("ignore", order_id, f"event type {etype} needs no action")
+
+
+@dataclass(frozen=True)
+class Recorded:
+    status: str  # accepted | duplicate | ignored
+    event_id: str
+    order_id: str | None
+    alert: Alert | None = None
+
+
+def record_event(engine: Engine, event: dict[str, Any], raw_body: str) -> Recorded:
+    """Durably record a verified event and, for a paid one, its order (at most once)."""
+    event_id = str(event["id"])
+    c = classify(event)
+    status = {"fulfil": EventStatus.ACCEPTED, "payment_failed": EventStatus.IGNORED,
+              "ignore": EventStatus.IGNORED}[c.action]
+    alert: Alert | None = None
+    with session_scope(engine) as s:
+        inserted = insert_ignore(
+            s,
+            Event,
+            dict(
+                id=event_id, type=str(event.get("type", "")), order_id=c.order_id,
+                livemode=bool(event.get("livemode", False)), raw_body=raw_body,
+                received_at=utcnow(), status=status, error=c.reason or None,
+            ),
+        )
+        if not inserted:
+            return Recorded(EventStatus.DUPLICATE, event_id, c.order_id)
+        if c.action == "fulfil":
+            assert c.order_id
+            new_order = insert_ignore(
+                s, OrderRecord, dict(order_id=c.order_id, first_event_id=event_id, created_at=utcnow(),
+                                     updated_at=utcnow(), state=OrderState.RECEIVED, dispatch=DispatchState.PENDING),
+            )
+            if not new_order:
+                s.execute(update(Event).where(Event.id == event_id).values(status=EventStatus.DUPLICATE))
+                return Recorded(EventStatus.DUPLICATE, event_id, c.order_id)
+            for step in STEPS:
+                insert_ignore(s, OrderStep, dict(order_id=c.order_id, step=step, state=StepState.PENDING,
+                                                 updated_at=utcnow()))
+            notify_in_transaction(s.connection(), c.order_id)
+        elif c.action == "payment_failed":
+            obj = event["data"]["object"]
+            err = (obj.get("last_payment_error") or {}).get("message") if isinstance(obj, dict) else None
+            message = f"payment failed for {c.order_id or obj.get('id')} ({event.get('type')})" + (
+                f": {err}" if err else ""
+            ) + "; nothing was fulfilled"
+            alert = Alert(
+                dedupe_key=f"payment_failed:{event_id}", order_id=c.order_id, step=None,
+                kind="payment_failed", message=message, occurred_at=utcnow(),
+            )
+            alerts.record(s, alert)
+    return Recorded(status, event_id, c.order_id, alert)
+
+
+def record_missing_order(engine: Engine, order_id: str, source: str) -> bool:
+    """Reconciliation: record an order Stripe knows as paid but the ledger lacks. True if new."""
+    with session_scope(engine) as s:
+        new = insert_ignore(
+            s, OrderRecord, dict(order_id=order_id, first_event_id=source, created_at=utcnow(), updated_at=utcnow(),
+                                 state=OrderState.RECEIVED, dispatch=DispatchState.PENDING),
+        )
+        if new:
+            for step in STEPS:
+                insert_ignore(s, OrderStep, dict(order_id=order_id, step=step, state=StepState.PENDING,
+                                                 updated_at=utcnow()))
+            notify_in_transaction(s.connection(), order_id)
+        return new
+
+
+def record_reconciled_event(engine: Engine, event: dict[str, Any]) -> Recorded:
+    """An event found by listing Stripe events (missed by the webhook) goes through the same ledger."""
+    return record_event(engine, event, json.dumps(event, separators=(",", ":")))
+
+
+def _due(now: datetime) -> Any:
+    return (select(OrderRecord.order_id)
+            .where(OrderRecord.dispatch == DispatchState.PENDING)
+            .where(or_(OrderRecord.next_dispatch_at.is_(None), OrderRecord.next_dispatch_at <= now))  # type: ignore[union-attr]
+            .order_by(OrderRecord.created_at))
+
+
+def due_for_dispatch(engine: Engine, limit: int = 50) -> list[str]:
+    with Session(engine) as s:
+        return list(s.scalars(_due(utcnow()).limit(limit)).all())
+
+
+def claim_for_dispatch(session: Session, limit: int) -> list[str]:
+    """Pending orders, locked for this transaction; on Postgres rows another dispatcher holds
+    are skipped (FOR UPDATE SKIP LOCKED), so several workers never start the same order at once."""
+    q = _due(utcnow()).limit(limit)
+    if session.get_bind().dialect.name == "postgresql":
+        q = q.with_for_update(skip_locked=True, of=OrderRecord)  # type: ignore[arg-type]
+    return list(session.scalars(q).all())
+
+
+def mark_dispatched(session: Session, order_id: str, flow_run_id: str) -> None:
+    session.execute(
+        update(OrderRecord).where(OrderRecord.order_id == order_id).values(
+            dispatch=DispatchState.STARTED, flow_run_id=flow_run_id, last_error=None, updated_at=utcnow(),
+            dispatch_failing_since=None,
+            dispatch_attempts=OrderRecord.dispatch_attempts + 1, next_dispatch_at=None,
+        )
+    )
+    session.execute(update(Event).where(Event.order_id == order_id).where(Event.flow_run_id.is_(None))  # type: ignore[union-attr]
+                    .values(flow_run_id=flow_run_id))
+
+
+def mark_dispatch_failed(session: Session, order_id: str, error: str) -> datetime | None:
+    """Prefect unreachable or refused: keep the order pending and back off (max 60 s).
+    Returns since when this order's starts have been failing in a row."""
+    row = session.get(OrderRecord, order_id)
+    if row is None:
+        return None
+    if row.dispatch_failing_since is None:
+        row.dispatch_failing_since = utcnow()
+    attempts = row.dispatch_attempts + 1
+    delay = min(60.0, 0.5 * 2 ** min(attempts, 7))
+    row.dispatch_attempts = attempts
+    row.next_dispatch_at = utcnow() + timedelta(seconds=delay)
+    row.last_error = error[:2000]
+    row.updated_at = utcnow()
+    session.add(row)
+    return aware(row.dispatch_failing_since)
+
+
+def set_order_state(engine: Engine, order_id: str, state: str, **fields: Any) -> None:
+    with session_scope(engine) as s:
+        s.execute(
+            update(OrderRecord).where(OrderRecord.order_id == order_id).values(state=state, updated_at=utcnow(),
+                                                                                 **fields)
+        )
+
+
+def set_order_fields(engine: Engine, order_id: str, **fields: Any) -> None:
+    with session_scope(engine) as s:
+        s.execute(update(OrderRecord).where(OrderRecord.order_id == order_id).values(updated_at=utcnow(), **fields))
+
+
+def set_step(engine: Engine, order_id: str, step: str, state: str, error: str | None = None) -> None:
+    with session_scope(engine) as s:
+        row = s.get(OrderStep, (order_id, step))
+        if row is None:
+            row = OrderStep(order_id=order_id, step=step, state=state)
+        row.state = state
+        row.error = error
+        row.updated_at = utcnow()
+        if state == StepState.RUNNING:
+            row.attempts += 1
+        s.add(row)
+
+
+def steps_of(engine: Engine, order_id: str) -> dict[Step, str]:
+    with Session(engine) as s:
+        rows = s.scalars(select(OrderStep).where(OrderStep.order_id == order_id)).all()
+    found = {r.step: r.state for r in rows}
+    return {step: found.get(step, StepState.PENDING) for step in STEPS}
+
+
+def get_order(engine: Engine, order_id: str) -> OrderRecord | None:
+    with Session(engine, expire_on_commit=False) as s:
+        return s.get(OrderRecord, order_id)
+
+
+def recent_orders(engine: Engine, limit: int = 20) -> list[OrderRecord]:
+    with Session(engine, expire_on_commit=False) as s:
+        return list(s.scalars(select(OrderRecord).order_by(OrderRecord.created_at.desc()).limit(limit)).all())  # type: ignore[attr-defined]
+
+
+def orders_in_states(engine: Engine, states: list[str], since: datetime | None = None) -> list[OrderRecord]:
+    with Session(engine, expire_on_commit=False) as s:
+        q = select(OrderRecord).where(OrderRecord.state.in_(states))  # type: ignore[attr-defined]
+        if since is not None:
+            q = q.where(OrderRecord.created_at >= since.astimezone(UTC))
+        return list(s.scalars(q).all())
+
+
+def known_event_ids(engine: Engine, ids: list[str]) -> set[str]:
+    if not ids:
+        return set()
+    with Session(engine) as s:
+        return set(s.scalars(select(Event.id).where(Event.id.in_(ids))).all())  # type: ignore[attr-defined]
