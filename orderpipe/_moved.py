@@ -63,6 +63,7 @@ MOVED: dict[str, str] = {
     "orderpipe.reconciliation": "orderpipe.orders.reconciliation",
     "orderpipe.wakeup": "orderpipe.orders.wakeup",
     "orderpipe.connectors.http": "orderpipe.connectors.vendor_http",
+    "orderpipe.connectors.http_send": "orderpipe.connectors.vendor_http",
 }
 
 

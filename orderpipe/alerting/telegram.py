@@ -26,8 +26,18 @@ import httpx
 
 from orderpipe.alerting.text import alert_text
 from orderpipe.connectors.base import Alert
-from orderpipe.connectors.http_send import RateLimited, Sleep, redact_in_httpx_logs, request, with_rate_limit_retries
-from orderpipe.connectors.vendor_http import DEFAULT_TIMEOUT, Throttle, make_client, no_throttle, retry_after_seconds
+from orderpipe.connectors.vendor_http import (
+    DEFAULT_TIMEOUT,
+    RateLimited,
+    Sleep,
+    Throttle,
+    make_client,
+    no_throttle,
+    redact_in_httpx_logs,
+    request,
+    retry_after_seconds,
+    with_rate_limit_retries,
+)
 from orderpipe.errors import PermanentError, StepError, TransientError
 from orderpipe.settings import Settings
 

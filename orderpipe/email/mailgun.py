@@ -24,8 +24,15 @@ from sqlalchemy import Engine
 
 from orderpipe import vendor_attempts
 from orderpipe.connectors.base import EmailResult
-from orderpipe.connectors.http_send import Sleep, raise_for_status, request
-from orderpipe.connectors.vendor_http import DEFAULT_TIMEOUT, Throttle, make_client, no_throttle
+from orderpipe.connectors.vendor_http import (
+    DEFAULT_TIMEOUT,
+    Sleep,
+    Throttle,
+    make_client,
+    no_throttle,
+    raise_for_status,
+    request,
+)
 from orderpipe.email.ledger import (
     STEP,
     already_sent,

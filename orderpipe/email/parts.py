@@ -11,7 +11,7 @@ from typing import TypeVar
 
 import httpx
 
-from orderpipe.connectors.http_send import Sleep, with_rate_limit_retries
+from orderpipe.connectors.vendor_http import Sleep, with_rate_limit_retries
 from orderpipe.errors import PermanentError, StepError, TransientError
 
 T = TypeVar("T")

@@ -27,8 +27,17 @@ from sqlalchemy import Engine
 
 from orderpipe import vendor_attempts
 from orderpipe.connectors.base import EmailResult
-from orderpipe.connectors.http_send import RateLimited, Sleep, raise_for_status, request
-from orderpipe.connectors.vendor_http import DEFAULT_TIMEOUT, Throttle, make_client, no_throttle, retry_after_seconds
+from orderpipe.connectors.vendor_http import (
+    DEFAULT_TIMEOUT,
+    RateLimited,
+    Sleep,
+    Throttle,
+    make_client,
+    no_throttle,
+    raise_for_status,
+    request,
+    retry_after_seconds,
+)
 from orderpipe.email.ledger import (
     RESEND_KEY_SAFE,
     STEP,

@@ -1,7 +1,7 @@
 """Credit notes as data: a refund against a stored invoice, split exactly across its VAT rates.
 
 Pure maths, no I/O (the local invoicing connector numbers, renders and stores them; the
-refund flow calls :meth:`orderpipe.connectors.invoicing_local.LocalInvoicing.issue_credit_note`).
+refund flow calls :meth:`orderpipe.invoicing.local.LocalInvoicing.issue_credit_note`).
 
 * :func:`split_refund` splits a refund (minor units) across the invoice's VAT groups
   (category and rate) in proportion to what is still left to refund in each, by largest
@@ -9,8 +9,8 @@ refund flow calls :meth:`orderpipe.connectors.invoicing_local.LocalInvoicing.iss
   group is ever credited more than it invoiced, and the credit notes of a fully refunded
   invoice add up to the invoice exactly (tax included).
 * :func:`build_credit_note` makes the credit note document (an :class:`InvoiceDocument`
-  with ``document_type == "credit_note"``) that :func:`orderpipe.ubl.render_ubl` renders as
-  a UBL 2.1 ``CreditNote`` and :func:`orderpipe.invoice_pdf.render_invoice_pdf` as a PDF in
+  with ``document_type == "credit_note"``) that :func:`orderpipe.invoicing.ubl.render_ubl` renders as
+  a UBL 2.1 ``CreditNote`` and :func:`orderpipe.invoicing.pdf.render_invoice_pdf` as a PDF in
   the customer's language. A full refund mirrors the invoice's lines; a partial one has one
   line per VAT group.
 

@@ -16,7 +16,7 @@ Where the VAT comes from:
   group ``net = round(gross * 100 / (100 + rate))``, ``tax = gross - net``, the net spread
   over the group's lines by largest remainder.
 
-VAT categories follow the contract's table (``orderpipe.vat``): by destination, S at the
+VAT categories follow the contract's table (``orderpipe.invoicing.vat``): by destination, S at the
 seller's rate at home and at the destination's standard rate for EU consumers (one-stop
 shop), K (intra-community supply, ``VATEX-EU-IC``, both VAT ids) for a business buyer with a
 VAT id that passes its check digit in another member state, G (export, ``VATEX-EU-G``)
@@ -132,7 +132,7 @@ class InvoiceDocument(BaseModel):
     reverse_charge: bool
     prices_include_vat: bool  # True when the VAT was worked out of VAT-inclusive prices
     notes: list[str]
-    buyer_kind: str | None = None  # orderpipe.vat.BuyerKind value
+    buyer_kind: str | None = None  # orderpipe.invoicing.vat.BuyerKind value
     vat_notes: list[str] = []  # for the artifact (e.g. a buyer VAT id that failed its check digit)
     seller_endpoint: Endpoint | None = None  # Peppol participant ids: both set -> a Peppol BIS 3.0 document
     buyer_endpoint: Endpoint | None = None
@@ -430,7 +430,7 @@ def build_invoice(
 ) -> InvoiceDocument:
     """The order's VAT invoice; raises OrderDataError when the order cannot be invoiced as is.
 
-    The category and rate of each line follow :func:`orderpipe.vat.vat_treatment` (the
+    The category and rate of each line follow :func:`orderpipe.invoicing.vat.vat_treatment` (the
     contract's VAT table, ``seller.oss`` for the one-stop shop)."""
     if not order.lines:
         raise _fail(order, "the order has no line items")

@@ -17,7 +17,7 @@ S3 ``<ORDERPIPE_S3_INVOICE_PREFIX><number>.pdf|.xml``, readable from every machi
 
 Credit notes (:meth:`LocalInvoicing.issue_credit_note`): one per Stripe refund, against the
 order's stored invoice, the refund split across the invoice's VAT rates exactly
-(``orderpipe.credit_note``); a refund larger than what is left raises
+(``orderpipe.invoicing.credit_note``); a refund larger than what is left raises
 ``RefundExceedsInvoice``; an order not invoiced yet raises ``NotInvoicedYet`` (transient:
 the refund flow waits for the invoice).
 """

@@ -1,7 +1,7 @@
 """The invoice (and credit note) PDF a person reads (reportlab, DejaVu fonts so names render as themselves).
 
 Invoices are bilingual English / Finnish (the seller's languages); credit notes are in the
-customer's language (``doc.language``, one of ``orderpipe.email_i18n.LANGUAGES``, English
+customer's language (``doc.language``, one of ``orderpipe.email.texts.LANGUAGES``, English
 otherwise). A document the layout cannot fit raises :class:`PdfLayoutError`, a permanent
 error: the invoicing connector renders before it commits a number, so no number is used.
 """

@@ -1,4 +1,4 @@
-"""Run the Stripe stand-in as a process: ``python -m orderpipe.stripe_standin --port 12111 --seed``.
+"""Run the Stripe stand-in as a process: ``python -m orderpipe.stripe_api.standin --port 12111 --seed``.
 
 Prints one line ``stripe stand-in listening on http://HOST:PORT`` (flushed) once it accepts
 requests, then serves until SIGINT or SIGTERM.
@@ -17,7 +17,7 @@ from orderpipe.stripe_api.standin.store import DEFAULT_API_KEY, StandinStore
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m orderpipe.stripe_standin", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m orderpipe.stripe_api.standin", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=12111, help="0 picks a free port")
     parser.add_argument("--seed", action="store_true", help="load the sample paid orders")
