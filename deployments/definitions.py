@@ -15,13 +15,15 @@ from prefect import Flow
 from prefect.deployments.runner import EntrypointType
 
 from flows.process_order import process_order
+from flows.process_refund import process_refund
 from flows.reconcile import reconcile
 from orderpipe.settings import Settings
 
 # The pool's type names orderpipe's own executor (deployments/worker.py): Prefect's stock
 # `process` workers must not take these runs, they would start an interpreter per run.
 POOL_TYPE = "orderpipe"
-FLOWS: dict[str, Flow[..., Any]] = {process_order.name: process_order, reconcile.name: reconcile}
+FLOWS: dict[str, Flow[..., Any]] = {process_order.name: process_order, process_refund.name: process_refund,
+                                     reconcile.name: reconcile}
 log = logging.getLogger("orderpipe.deployments")
 
 
@@ -30,6 +32,10 @@ def deployments(settings: Settings) -> list[Any]:
         process_order.to_deployment(
             name="orderpipe", tags=["orderpipe"], entrypoint_type=EntrypointType.MODULE_PATH,
             description="Fulfil one paid Stripe order (one run per PaymentIntent).",
+        ),
+        process_refund.to_deployment(
+            name="orderpipe", tags=["orderpipe"], entrypoint_type=EntrypointType.MODULE_PATH,
+            description="Credit one Stripe refund or lost dispute (one run per re_/du_ id).",
         ),
         reconcile.to_deployment(
             name="orderpipe", tags=["orderpipe"], entrypoint_type=EntrypointType.MODULE_PATH,

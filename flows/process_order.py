@@ -26,6 +26,7 @@ from orderpipe.connectors.base import Alert
 from orderpipe.connectors.status_callback import callback_payload
 from orderpipe.errors import NeedsAttention, failure_kind
 from orderpipe.orders import ledger
+from orderpipe.refund_ledger import payment_summary
 from orderpipe.states import OrderState, Step, StepState
 from tasks.crm import crm
 from tasks.email import email
@@ -180,6 +181,8 @@ def _process(order_id: str) -> dict[str, Any]:
     _tag_run(order.country, order.currency)
     ledger.set_order_fields(svc.engine, order_id, customer_email=order.customer_email, country=order.country,
                             currency=order.currency, amount_total=order.amount_total)
+    if order.fully_refunded or order.billing_invoice:
+        return _cancelled(order)
 
     futures = {step: audit_steps.submit(step, task, order) for step, task in (
         (Step.CRM, crm), (Step.PRODUCTION_LOG, production_log), (Step.SHIPMENT, shipment), (Step.INVOICE, invoice))}
@@ -222,7 +225,8 @@ def _process(order_id: str) -> dict[str, Any]:
     create_markdown_artifact(
         key=artifact_key(order_id),
         markdown=order_markdown(order, steps=steps, crm=results.get(Step.CRM), shipment=shipped, invoice=invoiced,
-                                email=results.get(Step.EMAIL), errors=errors, links=links),
+                                email=results.get(Step.EMAIL), errors=errors, links=links,
+                                payment=payment_summary(svc.engine, order_id, order.amount_total)),
         description=f"Order {order_id}",
     )
     _steps_artifact(order_id, audit_steps)
@@ -248,6 +252,26 @@ def _steps_artifact(order_id: str, audit_steps: _Steps) -> None:
     """The table artifact: one row per step with its times and outcome."""
     create_table_artifact(key=steps_table_key(order_id), table=steps_table(list(audit_steps.timings.values())),
                           description=f"Steps of order {order_id}")
+
+
+def _cancelled(order: Any) -> dict[str, Any]:
+    """Refunded in full before fulfilment (or a Billing invoice's payment): nothing is shipped,
+    invoiced or emailed; the refund's own run credits an invoice if one exists."""
+    svc = process_services()
+    why = (f"paid through Stripe invoice {order.billing_invoice} (Billing): not a shop order"
+           if order.billing_invoice else
+           f"refunded in full ({order.amount_refunded} of {order.amount_total}) before fulfilment")
+    ledger.set_order_state(svc.engine, order.order_id, OrderState.CANCELLED, last_error=why)
+    steps = ledger.steps_of(svc.engine, order.order_id)
+    create_markdown_artifact(
+        key=artifact_key(order.order_id),
+        markdown=order_markdown(order, steps=steps, crm=None, shipment=None, invoice=None, email=None, errors={},
+                                payment=payment_summary(svc.engine, order.order_id, order.amount_total))
+        + f"\n**Cancelled:** {why}; nothing shipped, invoiced or emailed.\n",
+        description=f"Order {order.order_id}",
+    )
+    get_run_logger().info("order %s cancelled: %s", order.order_id, why)
+    return {"order_id": order.order_id, "state": "cancelled", "reason": why, "steps": steps}
 
 
 def _callback(order_id: str, status: str, *, tracking: Any = None, invoice: Any = None,

@@ -7,6 +7,7 @@ import logging
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from orderpipe.connectors.base import CrmResult, EmailResult, FileStore, InvoiceResult, ShipmentResult
 from orderpipe.errors import StepError
@@ -77,6 +78,7 @@ def order_markdown(
     email: EmailResult | None,
     errors: dict[str, str],
     links: dict[str, str | None] | None = None,
+    payment: dict[str, Any] | None = None,
 ) -> str:
     """The order's summary; ``links`` maps "label" and "invoice" to what ``file_link`` gave."""
     links = links or {}
@@ -106,6 +108,7 @@ def order_markdown(
            if invoice and _invoice_file(invoice) else ""),
         f"**CRM deal:** {crm.deal_id if crm else '-'}",
         f"**Email:** {email.transport + ' ' + (email.location or email.message_id) if email else '-'}",
+        *(payment_markdown(payment, c) if payment is not None else []),
         "",
         "| step | state |",
         "|---|---|",
@@ -158,3 +161,41 @@ def steps_table(timings: list[StepTiming]) -> list[dict[str, str]]:
                      "finished": _clock(t.finished), "took": took,
                      "outcome": t.outcome or (f"failed: {t.error}" if t.error else "-")})
     return rows
+
+
+def payment_markdown(payment: dict[str, Any], currency: str | None) -> list[str]:
+    """The order's money after the sale: payment status, refunded amount, credit notes."""
+    c = currency or ""
+    refunded = payment.get("refunded_amount", 0)
+    rows = [
+        f"**Payment status:** {payment.get('payment_status', 'paid')}",
+        f"**Refunded:** {_money(refunded, c) if c else refunded}",
+    ]
+    notes = payment.get("credit_notes") or []
+    if notes:
+        rows += ["", "| credit note | amount | refund |", "|---|---:|---|"]
+        rows += [f"| {n['number']} | {_money(n['amount'], c) if c else n['amount']} | {n['refund_id']} |"
+                 for n in notes]
+    return rows
+
+
+def order_status_markdown(row: Any, steps: dict[str, str], payment: dict[str, Any],
+                          note: str | None = None) -> str:
+    """The order's artifact rewritten after a refund, from the ledger (the order run's results
+    are not at hand in the refund run): customer, amount, tracking, invoice, payment, steps."""
+    c = row.currency or ""
+    rows = [
+        f"# Order `{row.order_id}`",
+        "",
+        f"**Customer:** {md(row.customer_email or '-')} · **Country:** {row.country or '-'} · **Currency:** "
+        f"{c.upper() or '-'}",
+        f"**Total charged:** {_money(row.amount_total, c) if row.amount_total is not None and c else '-'}",
+        f"**State:** {row.state}",
+        f"**Tracking number:** {md(row.tracking_number or '-')}",
+        f"**Invoice:** {md(row.invoice_number or '-')}",
+        *payment_markdown(payment, row.currency),
+    ]
+    if note:
+        rows += ["", note]
+    rows += ["", "| step | state |", "|---|---|", *(f"| {s} | {st} |" for s, st in steps.items())]
+    return "\n".join(rows) + "\n"

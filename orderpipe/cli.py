@@ -37,10 +37,12 @@ def _status_json(settings: Settings, engine: Any, row: Any) -> dict[str, Any]:
     """The contract's `status --json` object for one order row."""
     from orderpipe.orders import ledger
     from orderpipe.prefect_env import ui_url
+    from orderpipe.refund_ledger import payment_summary
 
     return {
         "order_id": row.order_id,
         "state": row.state,
+        **payment_summary(engine, row.order_id, row.amount_total),
         "flow_run_id": row.flow_run_id,
         "ui_url": f"{ui_url(settings)}/runs/flow-run/{row.flow_run_id}" if row.flow_run_id else None,
         "steps": ledger.steps_of(engine, row.order_id),
@@ -73,6 +75,9 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
             for key, value in status.items():
                 if key == "steps":
                     print("steps:          " + ", ".join(f"{k}={v}" for k, v in value.items()))
+                elif key == "credit_notes":
+                    print(f"{key + ':':<16}" + (", ".join(f"{n['number']} ({n['amount']}, {n['refund_id']})"
+                                                          for n in value) or "-"))
                 else:
                     print(f"{key + ':':<16}{value if value is not None else '-'}")
         return 0
@@ -80,11 +85,17 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([_status_json(settings, engine, r) for r in rows]))
         return 0
-    print(f"{'order':<32} {'state':<10} {'amount':>12} {'tracking':<16} {'invoice':<14} received")
+    from orderpipe.refund_ledger import payment_summary
+
+    print(f"{'order':<32} {'state':<15} {'amount':>12} {'payment':<18} {'refunded':>8} {'tracking':<16} "
+          f"{'invoice':<14} {'credit notes':<16} received")
     for r in rows:
         amount = f"{r.amount_total} {r.currency}" if r.amount_total is not None else "-"
-        print(f"{r.order_id:<32} {r.state:<10} {amount:>12} {r.tracking_number or '-':<16} "
-              f"{r.invoice_number or '-':<14} {r.created_at:%Y-%m-%d %H:%M:%S}")
+        pay = payment_summary(engine, r.order_id, r.amount_total)
+        notes = ",".join(n["number"] for n in pay["credit_notes"]) or "-"
+        print(f"{r.order_id:<32} {r.state:<15} {amount:>12} {pay['payment_status']:<18} {pay['refunded_amount']:>8} "
+              f"{r.tracking_number or '-':<16} {r.invoice_number or '-':<14} {notes:<16} "
+              f"{r.created_at:%Y-%m-%d %H:%M:%S}")
     return 0
 
 

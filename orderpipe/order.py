@@ -84,6 +84,13 @@ class Order(BaseModel):
     lines: list[OrderLine]
     metadata: dict[str, str] = Field(default_factory=dict)
     reference: str | None = None  # metadata order_ref / client_reference_id when present
+    amount_refunded: int = 0  # the charge's amount_refunded when the order was read (refund guard)
+    billing_invoice: str | None = None  # paid through this Stripe (Billing) invoice: not a shop order
+
+    @property
+    def fully_refunded(self) -> bool:
+        """Refunded in full before fulfilment: the order ends cancelled, nothing is shipped or invoiced."""
+        return self.amount_total > 0 and self.amount_refunded >= self.amount_total
 
     @property
     def country(self) -> str | None:

@@ -102,7 +102,8 @@ class Stack:
 
         worker = self._spawn("worker", [sys.executable, "-m", "orderpipe.cli", "worker"])
         self._wait_deployments(worker, timeout=60)
-        say(f"worker          pool {s.orderpipe_work_pool}: process-order/orderpipe, reconcile/orderpipe "
+        say(f"worker          pool {s.orderpipe_work_pool}: process-order/orderpipe, process-refund/orderpipe, "
+            "reconcile/orderpipe "
             f"(limit {s.orderpipe_run_limit}, poll {s.orderpipe_poll_seconds}s; log {worker.log_path})")
 
         bind = f"{s.orderpipe_host}:{s.orderpipe_port}"

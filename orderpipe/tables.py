@@ -279,3 +279,58 @@ class VendorAttempt(SQLModel, table=True):
     reference: str = Field(max_length=255)  # our reference the vendor can be searched by
     started_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
     detail: str | None = Field(default=None, sa_column=Column(Text))
+
+
+class RefundRecord(SQLModel, table=True):
+    """One row per Stripe refund (``re_...``), or per lost dispute (``du_...``) credited like one.
+
+    Its primary key is what makes a refund's one run unique, however many events name it;
+    ``dispatch`` works as for orders (pending -> started). ``state``: received | running |
+    completed | failed | needs_attention (unknown order, refund larger than what is left)
+    | not_credited (the refund failed or was cancelled, or the order was never invoiced)."""
+
+    __tablename__ = "refunds"
+    refund_id: str = Field(primary_key=True, max_length=255)
+    kind: str = Field(default="refund", max_length=20)  # refund | dispute
+    order_id: str | None = Field(default=None, max_length=255, index=True)
+    charge_id: str | None = Field(default=None, max_length=255)
+    first_event_id: str = Field(max_length=255)
+    state: str = Field(default="received", max_length=20, index=True)
+    dispatch: str = Field(default="pending", max_length=20, index=True)  # pending | started
+    flow_run_id: str | None = Field(default=None, max_length=64)
+    dispatch_attempts: int = 0
+    next_dispatch_at: datetime | None = Field(default=None, sa_column=_ts())
+    last_error: str | None = Field(default=None, sa_column=Column(Text))
+    amount: int | None = None  # as read back from Stripe
+    currency: str | None = Field(default=None, max_length=3)
+    stripe_status: str | None = Field(default=None, max_length=40)
+    credit_note_number: str | None = Field(default=None, max_length=64)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False, index=True))
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
+
+
+class RefundScan(SQLModel, table=True):
+    """A PaymentIntent whose refunds must be listed from Stripe (``charge.refunded``: the
+    receiver does no vendor I/O and never trusts the body's list); the dispatcher lists them."""
+
+    __tablename__ = "refund_scans"
+    order_id: str = Field(primary_key=True, max_length=255)
+    charge_id: str | None = Field(default=None, max_length=255)
+    pending: bool = True
+    last_error: str | None = Field(default=None, sa_column=Column(Text))
+    requested_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
+
+
+class DisputeRecord(SQLModel, table=True):
+    """One row per Stripe dispute (``du_...``); a closed status is never overwritten by an older event."""
+
+    __tablename__ = "disputes"
+    dispute_id: str = Field(primary_key=True, max_length=255)
+    order_id: str | None = Field(default=None, max_length=255, index=True)
+    charge_id: str | None = Field(default=None, max_length=255)
+    amount: int | None = None
+    currency: str | None = Field(default=None, max_length=3)
+    reason: str | None = Field(default=None, max_length=64)
+    status: str = Field(max_length=40)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))

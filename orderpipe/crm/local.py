@@ -42,5 +42,19 @@ class LocalCrm:
             deal = s.scalars(select(CrmDeal).where(CrmDeal.order_id == order.order_id)).one()
             return CrmResult(contact_id=str(contact.id), deal_id=str(deal.id), created=created)
 
+    def record_refund(self, order_id: str, payment_status: str, refunded_amount: int) -> bool:
+        """The order's deal after a refund or lost dispute: its stage names the payment status.
+
+        Idempotent (sets, never adds); False when the order has no deal (never fulfilled)."""
+        stage = {"refunded": "Refunded", "partially_refunded": "Partially refunded",
+                 "disputed": "Disputed"}.get(payment_status, "Closed Won")
+        with session_scope(self.engine) as s:
+            deal = s.scalars(select(CrmDeal).where(CrmDeal.order_id == order_id)).first()
+            if deal is None:
+                return False
+            deal.stage = stage
+            s.add(deal)
+            return True
+
     def check(self) -> None:
         ping(self.engine)

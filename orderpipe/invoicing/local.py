@@ -128,11 +128,11 @@ class LocalInvoicing:
             order, self.seller, number=invoice_number(issue_date.year, PLACEHOLDER_SEQ), issue_date=issue_date,
             default_vat_rate=self.default_vat_rate,
         )
-        self._render_check(draft, "invoice")
-        row, created = self._issue(order, draft)
+        rendered: dict[str, bytes] = {}
+        row, created = self._issue(order, draft, rendered)
         doc = self.invoice_document(row, order) if not created else draft.model_copy(
             update={"number": row.number, "issue_date": date.fromisoformat(row.issue_date)})
-        return self._invoice_result(row, doc, created=created)
+        return self._invoice_result(row, doc, created=created, rendered=rendered)
 
     def find(self, order_id: str) -> Invoice | None:
         with Session(self.engine, expire_on_commit=False) as session:
@@ -152,8 +152,9 @@ class LocalInvoicing:
                                  f"but it was issued for {row.amount_total}; a person must check")
         return doc
 
-    def _invoice_result(self, row: Invoice, doc: InvoiceDocument, *, created: bool) -> InvoiceResult:
-        pdf, xml = self._write_files(doc, rewrite=created)
+    def _invoice_result(self, row: Invoice, doc: InvoiceDocument, *, created: bool,
+                        rendered: dict[str, bytes] | None = None) -> InvoiceResult:
+        pdf, xml = self._write_files(doc, rewrite=created, rendered=rendered)
         return InvoiceResult(
             invoice_number=row.number,
             issue_date=row.issue_date,
@@ -171,10 +172,10 @@ class LocalInvoicing:
             vat_notes=list(doc.vat_notes),
         )
 
-    def _issue(self, order: Order, draft: InvoiceDocument) -> tuple[Invoice, bool]:
+    def _issue(self, order: Order, draft: InvoiceDocument, rendered: dict[str, bytes]) -> tuple[Invoice, bool]:
         for attempt in range(_ATTEMPTS):
             try:
-                return self._issue_once(order, draft), True
+                return self._issue_once(order, draft, rendered), True
             except _AlreadyIssued as found:
                 return found.row, False  # type: ignore[return-value]
             except IntegrityError:
@@ -184,7 +185,9 @@ class LocalInvoicing:
                     raise
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _issue_once(self, order: Order, draft: InvoiceDocument) -> Invoice:
+    def _issue_once(self, order: Order, draft: InvoiceDocument, rendered: dict[str, bytes]) -> Invoice:
+        """Take the next number and render the final PDF and UBL *before* committing it: a
+        layout failure rolls the number back (one render, not a check render and a real one)."""
         seller_id = self.seller.seller_id
         year = draft.issue_date.year
         with session_scope(self.engine) as session:
@@ -193,6 +196,7 @@ class LocalInvoicing:
             # Holding the counter lock now: a concurrent call for this order has committed or not started.
             self._raise_if_invoiced(session, order.order_id)
             number = invoice_number(year, seq)
+            final = draft.model_copy(update={"number": number})
             row = Invoice(
                 order_id=order.order_id,
                 seller_id=seller_id,
@@ -203,10 +207,11 @@ class LocalInvoicing:
                 currency=order.currency.lower(),
                 amount_total=draft.payable,
                 amount_tax=draft.tax_total,
-                document=draft.model_copy(update={"number": number}).model_dump_json(),
+                document=final.model_dump_json(),
             )
             session.add(row)
             session.flush()
+            rendered.update(self._render(final, "invoice"))
             return row
 
     @staticmethod
@@ -342,20 +347,29 @@ class LocalInvoicing:
     @staticmethod
     def _render_check(draft: InvoiceDocument, what: str) -> None:
         """Render the draft (placeholder number) once: layout failures surface before a number is used."""
+        LocalInvoicing._render(draft, what)
+
+    @staticmethod
+    def _render(doc: InvoiceDocument, what: str) -> dict[str, bytes]:
+        """PDF and UBL of a document; a layout failure says that no number was used (the caller
+        renders before the number is committed)."""
         try:
-            render_invoice_pdf(draft)
-            render_ubl(draft)
+            return {PDF_TYPE: render_invoice_pdf(doc), XML_TYPE: render_ubl(doc)}
         except StepError as exc:
             raise type(exc)(f"{exc}; no {what} number was used") from exc
 
-    def _write_files(self, doc: InvoiceDocument, *, rewrite: bool) -> tuple[StoredFile, StoredFile]:
+    def _write_files(self, doc: InvoiceDocument, *, rewrite: bool,
+                     rendered: dict[str, bytes] | None = None) -> tuple[StoredFile, StoredFile]:
+        """`rendered`: the bytes already rendered for this very document (content type -> bytes)."""
         pdf_key, xml_key = self.keys(doc.number)
         what = "credit note" if doc.is_credit_note else "invoice"
         stored: list[StoredFile] = []
+        rendered = rendered or {}
         for key, content_type, render in ((pdf_key, PDF_TYPE, render_invoice_pdf), (xml_key, XML_TYPE, render_ubl)):
             try:
                 if rewrite or not self.files.exists(key):
-                    stored.append(self.files.put(key, render(doc), content_type))
+                    content = rendered.get(content_type)
+                    stored.append(self.files.put(key, content if content is not None else render(doc), content_type))
                 else:
                     stored.append(self._stored(key))
             except TransientError as exc:

@@ -28,6 +28,7 @@ from orderpipe.tables import utcnow
 DEPLOYMENT = "process-order/orderpipe"
 #: An order whose run cannot be started for this long alerts a person (once per kind of failure).
 ALERT_AFTER = timedelta(minutes=5)
+REFUND_DEPLOYMENT = "process-refund/orderpipe"
 log = logging.getLogger("orderpipe.dispatcher")
 
 
@@ -47,6 +48,7 @@ class Dispatcher:
         self.deployment = deployment
         self.client = client
         self._deployment_id: UUID | None = None
+        self._refund_deployment_id: UUID | None = None
 
     def _deployment_uuid(self, client: Any) -> UUID:
         if self._deployment_id is None:
@@ -66,8 +68,72 @@ class Dispatcher:
         return started[0][1] if started else None
 
     def dispatch_once(self, limit: int = 20) -> list[str]:
-        """Start up to `limit` due orders; returns the order ids started."""
-        return [order_id for order_id, _ in self._dispatch(limit=limit)]
+        """Start up to `limit` due orders, then due refunds; returns the ids started."""
+        started = [order_id for order_id, _ in self._dispatch(limit=limit)]
+        return started + self.dispatch_refunds(limit=limit)
+
+    # ---- refunds: one run of process-refund per refund id (its idempotency key) ---------
+    def dispatch_refunds(self, limit: int = 20, stripe: Any = None) -> list[str]:
+        """List the refunds of charges named by `charge.refunded` (the receiver does no Stripe
+        I/O), then start up to `limit` due refund runs; returns the refund ids started."""
+        from orderpipe import refund_ledger
+
+        scans = refund_ledger.pending_scans(self.engine, limit)
+        if scans:
+            self._scan(scans, stripe)
+        with ExitStack() as stack:
+            if self.engine.dialect.name == "postgresql":
+                s = stack.enter_context(session_scope(self.engine))
+                refund_ids = refund_ledger.claim_for_dispatch(s, limit)
+                sessions = lambda: nullcontext(s)  # noqa: E731
+            else:
+                refund_ids = refund_ledger.due_for_dispatch(self.engine, limit)
+                sessions = lambda: session_scope(self.engine)  # noqa: E731
+            if not refund_ids:
+                return []
+            client = self.client
+            if client is None:
+                from prefect.client.orchestration import get_client
+
+                client = stack.enter_context(get_client(sync_client=True))
+            started: list[str] = []
+            for refund_id in refund_ids:
+                try:
+                    if self._refund_deployment_id is None:
+                        self._refund_deployment_id = client.read_deployment_by_name(REFUND_DEPLOYMENT).id
+                    run = client.create_flow_run_from_deployment(
+                        self._refund_deployment_id, parameters={"refund_id": refund_id}, idempotency_key=refund_id,
+                        name=f"refund-{refund_id}", tags=["orderpipe", "refund"],
+                    )
+                except Exception as exc:  # noqa: BLE001 - Prefect down or refusing: keep pending, back off
+                    self._refund_deployment_id = None
+                    log.warning("refund %s not started yet (%s); will retry", refund_id, _reason(exc))
+                    with sessions() as s2:
+                        refund_ledger.mark_dispatch_failed(s2, refund_id, _reason(exc))
+                    break
+                with sessions() as s2:
+                    refund_ledger.mark_dispatched(s2, refund_id, str(run.id))
+                started.append(refund_id)
+                log.info("refund %s -> flow run %s", refund_id, run.id)
+            return started
+
+    def _scan(self, order_ids: list[str], stripe: Any) -> None:
+        from orderpipe import refund_ledger
+
+        if stripe is None:
+            from orderpipe.bootstrap import process_services
+
+            stripe = process_services().stripe
+        for order_id in order_ids:
+            try:
+                for refund in stripe.list_refunds(payment_intent=order_id):
+                    refund_ledger.record_refund(self.engine, refund["id"], order_id, refund.get("charge"),
+                                                source=f"charge.refunded:{order_id}")
+            except Exception as exc:  # noqa: BLE001 - Stripe away: the scan stays pending
+                log.warning("refunds of %s not listed yet (%s); will retry", order_id, _reason(exc))
+                refund_ledger.finish_scan(self.engine, order_id, error=_reason(exc))
+                continue
+            refund_ledger.finish_scan(self.engine, order_id)
 
     def _dispatch(self, *, limit: int, only: str | None = None) -> list[tuple[str, str]]:
         with ExitStack() as stack:

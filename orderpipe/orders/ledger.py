@@ -18,6 +18,13 @@ from orderpipe.alerting import alerts
 from orderpipe.connectors.base import Alert
 from orderpipe.db import aware, insert_ignore, session_scope
 from orderpipe.orders.wakeup import notify_in_transaction
+from orderpipe.refund_ledger import (
+    CHARGE_REFUNDED,
+    DISPUTE_EVENT_TYPES,
+    REFUND_EVENT_TYPES,
+    record_refund_event,
+    refund_event_order,
+)
 from orderpipe.states import (  # STEPS and FULFILMENT_TYPES are imported from here too
     FULFILMENT_TYPES,
     PAYMENT_FAILED_TYPES,
@@ -35,7 +42,7 @@ from orderpipe.tables import Event, OrderRecord, OrderStep, utcnow
 class Classified:
     """What an event means for orderpipe."""
 
-    action: str  # fulfil | payment_failed | ignore
+    action: str  # fulfil | payment_failed | refund | ignore
     order_id: str | None
     reason: str = ""
 
@@ -46,8 +53,13 @@ def classify(event: dict[str, Any]) -> Classified:
     obj = (event.get("data") or {}).get("object") or {}
     if not isinstance(obj, dict):
         return Classified("ignore", None, "event has no data.object")
+    if etype in REFUND_EVENT_TYPES or etype in DISPUTE_EVENT_TYPES or etype == CHARGE_REFUNDED:
+        return Classified("refund", refund_event_order(obj))  # refunds and disputes: refund_ledger
     if etype.startswith("payment_intent."):
         order_id = obj.get("id") if str(obj.get("id", "")).startswith("pi_") else None
+        if obj.get("invoice") and etype in FULFILMENT_TYPES:  # API versions before 2025-03-31 name it here
+            invoice = obj["invoice"] if isinstance(obj["invoice"], str) else obj["invoice"].get("id")
+            return Classified("ignore", order_id, f"paid through Stripe invoice {invoice} (Billing): not a shop order")
     elif etype.startswith("checkout.session."):
         pi = obj.get("payment_intent")
         order_id = pi if isinstance(pi, str) else (pi or {}).get("id") if isinstance(pi, dict) else None
@@ -77,7 +89,7 @@ def record_event(engine: Engine, event: dict[str, Any], raw_body: str) -> Record
     event_id = str(event["id"])
     c = classify(event)
     status = {"fulfil": EventStatus.ACCEPTED, "payment_failed": EventStatus.IGNORED,
-              "ignore": EventStatus.IGNORED}[c.action]
+              "ignore": EventStatus.IGNORED, "refund": EventStatus.ACCEPTED}[c.action]
     alert: Alert | None = None
     with session_scope(engine) as s:
         inserted = insert_ignore(
@@ -91,6 +103,11 @@ def record_event(engine: Engine, event: dict[str, Any], raw_body: str) -> Record
         )
         if not inserted:
             return Recorded(EventStatus.DUPLICATE, event_id, c.order_id)
+        if c.action == "refund":
+            outcome = record_refund_event(s, event, event_id)
+            if outcome.status != status:
+                s.execute(update(Event).where(Event.id == event_id).values(status=outcome.status))
+            return Recorded(outcome.status, event_id, c.order_id, outcome.alert)
         if c.action == "fulfil":
             assert c.order_id
             new_order = insert_ignore(
@@ -131,6 +148,13 @@ def record_missing_order(engine: Engine, order_id: str, source: str) -> bool:
                                                  updated_at=utcnow()))
             notify_in_transaction(s.connection(), order_id)
         return new
+
+
+def record_ignored(engine: Engine, source: str, order_id: str, reason: str) -> bool:
+    """Reconciliation: note a payment it skipped (e.g. a Billing invoice's) once, with the reason."""
+    with session_scope(engine) as s:
+        return insert_ignore(s, Event, dict(id=source, type="reconcile.skipped", order_id=order_id, livemode=False,
+                                            raw_body="{}", received_at=utcnow(), status="ignored", error=reason))
 
 
 def record_reconciled_event(engine: Engine, event: dict[str, Any]) -> Recorded:

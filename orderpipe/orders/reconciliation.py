@@ -2,8 +2,12 @@
 
 1. Fulfilment events of the window (including undelivered ones) not in the ledger are
    recorded through the same path as a webhook delivery.
-2. Succeeded PaymentIntents of the window without an order row are recorded.
-3. Pending orders are started (one run per order, by idempotency key).
+2. Succeeded PaymentIntents of the window without an order row are recorded, except
+   payments of Stripe (Billing) invoices, which are recorded as ignored with the reason.
+   A PaymentIntent refunded in full is recorded too: its run ends it `cancelled` at
+   fetch_order, with nothing shipped, invoiced or emailed.
+3. Refunds of the window (listed from Stripe) without a refund row are recorded; pending
+   orders and refunds are started (one run each, by idempotency key).
 4. Orders whose run Failed or Crashed are retried in place (the same flow run, so the
    per-order cache skips completed steps), at most MAX_AUTO_RETRIES times each.
 5. Alerts not yet delivered to the sink are delivered again.
@@ -16,6 +20,7 @@ import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from orderpipe import refund_ledger
 from orderpipe.alerting import alerts
 from orderpipe.bootstrap import Services
 from orderpipe.connectors.base import Alert
@@ -30,6 +35,8 @@ log = logging.getLogger("orderpipe.reconcile")
 class Report:
     events_recorded: list[str] = field(default_factory=list)
     orders_recorded: list[str] = field(default_factory=list)
+    payments_ignored: list[str] = field(default_factory=list)
+    refunds_recorded: list[str] = field(default_factory=list)
     orders_started: list[str] = field(default_factory=list)
     runs_retried: list[str] = field(default_factory=list)
     alerts_redelivered: int = 0
@@ -40,6 +47,8 @@ class Report:
         return [
             f"events recorded:   {len(self.events_recorded)} {' '.join(self.events_recorded)}".rstrip(),
             f"orders recorded:   {len(self.orders_recorded)} {' '.join(self.orders_recorded)}".rstrip(),
+            f"payments ignored:  {len(self.payments_ignored)} {' '.join(self.payments_ignored)}".rstrip(),
+            f"refunds recorded:  {len(self.refunds_recorded)} {' '.join(self.refunds_recorded)}".rstrip(),
             f"orders started:    {len(self.orders_started)} {' '.join(self.orders_started)}".rstrip(),
             f"runs retried:      {len(self.runs_retried)} {' '.join(self.runs_retried)}".rstrip(),
             f"alerts redelivered: {self.alerts_redelivered}",
@@ -87,13 +96,29 @@ def reconcile_now(svc: Services, *, since: timedelta = timedelta(hours=24)) -> R
             report.events_recorded.append(event["id"])
             if recorded.status == "accepted" and recorded.order_id:
                 report.orders_recorded.append(recorded.order_id)
-        for pi_id in svc.stripe.list_succeeded_payment_intents(start):
-            if ledger.record_missing_order(engine, pi_id, source=f"reconcile:{pi_id}"):
+        for pi in svc.stripe.list_succeeded_payment_intent_objects(start):
+            pi_id = pi["id"]
+            skip_id = f"reconcile:{pi_id}"
+            if ledger.get_order(engine, pi_id) is not None or ledger.known_event_ids(engine, [skip_id]):
+                continue
+            billing = svc.stripe.billing_invoice_of(pi)
+            if billing:
+                if ledger.record_ignored(engine, skip_id, pi_id,
+                                         f"paid through Stripe invoice {billing} (Billing): not a shop order"):
+                    report.payments_ignored.append(pi_id)
+            elif ledger.record_missing_order(engine, pi_id, source=skip_id):
                 report.orders_recorded.append(pi_id)
+        for refund in svc.stripe.list_refunds(since=start):
+            pi = refund.get("payment_intent")
+            if refund_ledger.record_refund(engine, refund["id"], pi.get("id") if isinstance(pi, dict) else pi,
+                                           refund.get("charge"), source=f"reconcile:{refund['id']}"):
+                report.refunds_recorded.append(refund["id"])
     except Exception as exc:  # noqa: BLE001 - Stripe unreachable: still re-drive what we know
         report.problems.append(f"listing Stripe failed: {exc}")
 
-    report.orders_started = Dispatcher(engine).dispatch_once(limit=500)
+    dispatcher = Dispatcher(engine)
+    report.orders_started = [i for i in dispatcher.dispatch_once(limit=500) if not i.startswith(("re_", "du_"))]
+    retry_failed_refunds(svc, report)
 
     failed = {o.order_id: o.flow_run_id for o in ledger.orders_in_states(engine, ["failed", "running"], since=start)
               if o.flow_run_id}
@@ -131,6 +156,25 @@ def _alert_given_up(svc: Services, order_id: str, state: str, run_count: int) ->
         alerts.raise_alert(svc.engine, svc.alerts, alert)
     except Exception as exc:  # noqa: BLE001 - the rest of the reconciliation still runs
         log.error("order %s: gave-up alert not recorded: %s", order_id, exc)
+
+
+def retry_failed_refunds(svc: Services, report: Report) -> None:
+    """Refund runs that failed (e.g. the order's invoice never came in the wait) are retried in
+    place, at most MAX_AUTO_RETRIES times: the per-refund cache skips what was done."""
+    rows = {r.refund_id: r.flow_run_id for r in refund_ledger.refunds_in_states(svc.engine, ["failed"])
+            if r.flow_run_id}
+    if not rows:
+        return
+    try:
+        for refund_id, (state, run_count) in _failed_runs(rows).items():  # type: ignore[arg-type]
+            if run_count > MAX_AUTO_RETRIES:
+                continue
+            accepted, _ = retry_flow_run(rows[refund_id], f"reconcile: retry after {state}")  # type: ignore[arg-type]
+            if accepted:
+                refund_ledger.set_refund(svc.engine, refund_id, state="running")
+                report.runs_retried.append(refund_id)
+    except Exception as exc:  # noqa: BLE001
+        report.problems.append(f"reading refund runs failed: {exc}")
 
 
 def resend_callbacks(svc: Services, start: datetime, report: Report) -> None:

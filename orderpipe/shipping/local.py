@@ -8,6 +8,8 @@ re-stores a label that went missing and otherwise overwrites it with identical b
 
 from __future__ import annotations
 
+import functools
+
 from babel import Locale
 from sqlalchemy import Engine
 from sqlmodel import select
@@ -28,8 +30,13 @@ _CITY_FIRST = frozenset({"US", "CA", "AU"})
 _POSTCODE_LAST_LINE = frozenset({"GB", "IE"})
 
 
+@functools.cache
+def _english() -> Locale:
+    return Locale("en")
+
+
 def country_name(code: str) -> str:
-    return Locale("en").territories.get(code.upper(), code.upper())
+    return _english().territories.get(code.upper(), code.upper())
 
 
 def recipient_lines(order: Order, address: Address, *, sender_country: str) -> list[str]:

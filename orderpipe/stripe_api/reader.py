@@ -61,7 +61,8 @@ class StripeReader:
         if not order_id.startswith("pi_"):
             raise OrderDataError(f"order {order_id}: not a PaymentIntent id (expected pi_...)")
         where = f"order {order_id}"
-        pi = self._call(where, "GET /v1/payment_intents", lambda: self._client.v1.payment_intents.retrieve(order_id))
+        pi = self._call(where, "GET /v1/payment_intents", lambda: self._client.v1.payment_intents.retrieve(
+            order_id, params={"expand": ["latest_charge"]}))
         status = pi.get("status")
         if status != "succeeded":
             raise OrderDataError(
@@ -74,7 +75,16 @@ class StripeReader:
         if customer_id:
             customer = self._call(where, "GET /v1/customers",
                                   lambda: self._client.v1.customers.retrieve(customer_id))
-        return normalise(pi, session, line_items, customer)
+        # A Billing payment has no payment-mode Checkout Session: only then is invoice_payments asked.
+        billing = _id_of(pi.get("invoice")) or (self.billing_invoice_of(pi) if session is None else None)
+        charge = pi.get("latest_charge")
+        refunded = int(charge.get("amount_refunded") or 0) if isinstance(charge, dict) else 0
+        if isinstance(charge, dict):
+            pi = {**pi, "latest_charge": charge.get("id")}
+        order = normalise(pi, session, line_items, customer)
+        if refunded or billing:
+            order = order.model_copy(update={"amount_refunded": refunded, "billing_invoice": billing})
+        return order
 
     def _session_for(self, order_id: str) -> Obj | None:
         page = self._call(
@@ -125,6 +135,62 @@ class StripeReader:
                               lambda: self._client.v1.payment_intents.list(params=params))
 
         return [pi["id"] for pi in self._pages(page) if pi.get("status") == "succeeded"]
+
+    # ---- refunds and disputes -------------------------------------------------------
+    def fetch_refund(self, refund_id: str) -> Obj:
+        """The refund as Stripe has it now (amount, status, payment_intent, charge)."""
+        if not refund_id.startswith(("re_", "pyr_")):
+            raise PermanentError(f"refund {refund_id}: not a Stripe refund id (expected re_...)")
+        return self._call(f"refund {refund_id}", "GET /v1/refunds",
+                          lambda: self._client.v1.refunds.retrieve(refund_id))
+
+    def fetch_dispute(self, dispute_id: str) -> Obj:
+        """The dispute as Stripe has it now (amount, status, reason, payment_intent)."""
+        if not dispute_id.startswith("du_"):
+            raise PermanentError(f"dispute {dispute_id}: not a Stripe dispute id (expected du_...)")
+        return self._call(f"dispute {dispute_id}", "GET /v1/disputes",
+                          lambda: self._client.v1.disputes.retrieve(dispute_id))
+
+    def list_refunds(self, *, payment_intent: str | None = None, since: datetime | None = None) -> list[Obj]:
+        """Refunds of one PaymentIntent, or all created at or after ``since``; newest first."""
+        def page(after: str | None) -> Obj:
+            params: dict[str, Any] = {"limit": self._page_size}
+            if payment_intent:
+                params["payment_intent"] = payment_intent
+            if since is not None:
+                params["created"] = {"gte": _unix(since)}
+            if after:
+                params["starting_after"] = after
+            return self._call(payment_intent or "reconciliation", "GET /v1/refunds",
+                              lambda: self._client.v1.refunds.list(params=params))
+
+        return list(self._pages(page))
+
+    def billing_invoice_of(self, pi: Obj) -> str | None:
+        """The Stripe (Billing) invoice a PaymentIntent paid, or None for a shop payment.
+
+        API versions before 2025-03-31 name it on the PaymentIntent (``invoice``); from then
+        on an ``invoice_payments`` entry links the two."""
+        invoice = _id_of(pi.get("invoice"))
+        if invoice:
+            return invoice
+        params = {"payment": {"type": "payment_intent", "payment_intent": pi["id"]}, "limit": 1}
+        page = self._call(f"order {pi['id']}", "GET /v1/invoice_payments",
+                          lambda: self._client.v1.invoice_payments.list(params=params))  # type: ignore[arg-type]
+        for entry in page.get("data") or []:
+            return _id_of(entry.get("invoice")) or "an invoice"
+        return None
+
+    def list_succeeded_payment_intent_objects(self, since: datetime) -> list[Obj]:
+        """PaymentIntents created at or after ``since`` that succeeded (whole objects), newest first."""
+        def page(after: str | None) -> Obj:
+            params: dict[str, Any] = {"created": {"gte": _unix(since)}, "limit": self._page_size}
+            if after:
+                params["starting_after"] = after
+            return self._call("reconciliation", "GET /v1/payment_intents",
+                              lambda: self._client.v1.payment_intents.list(params=params))
+
+        return [pi for pi in self._pages(page) if pi.get("status") == "succeeded"]
 
     def check(self) -> None:
         """Cheap authenticated read (balance): raises PermanentError for a bad key, TransientError if down."""

@@ -96,6 +96,32 @@ def order_event(store: StandinStore, order_id: str, event_type: str, *, delivere
     return event
 
 
+REFUND_TYPES = ("refund.created", "refund.updated", "refund.failed", "charge.refund.updated")
+CHARGE_TYPES = ("charge.refunded", "charge.succeeded", "charge.updated")
+DISPUTE_TYPES = ("charge.dispute.created", "charge.dispute.updated", "charge.dispute.closed",
+                 "charge.dispute.funds_withdrawn", "charge.dispute.funds_reinstated")
+
+
+def object_event(store: StandinStore, object_id: str, event_type: str, *, delivered: bool = False,
+                 created: int | None = None) -> dict[str, Any]:
+    """A refund, charge or dispute event around the object as the stand-in has it now (stored too)."""
+    with store.lock:
+        if event_type in REFUND_TYPES:
+            obj = store.refunds.get(object_id)
+        elif event_type in CHARGE_TYPES:
+            obj = store.charges.get(object_id)
+        elif event_type in DISPUTE_TYPES:
+            obj = store.disputes.get(object_id)
+        else:
+            raise ValueError(f"the stand-in does not build {event_type} events")
+        if obj is None:
+            raise KeyError(f"stand-in has no object {object_id} for {event_type}")
+        obj = copy.deepcopy(obj)
+    event = build_event(event_type, obj, created=created)
+    store.add_event(event, delivered=delivered)
+    return event
+
+
 def fulfilment_events(store: StandinStore, order_id: str, *, delivered: bool = False,
                       created: int | None = None) -> list[dict[str, Any]]:
     """What Stripe sends when the order is paid: session completed (Checkout only) and PI succeeded."""

@@ -341,6 +341,7 @@ def clone_order(store: StandinStore, source_id: str, new_id: str, *, drop_email:
     sample = next(s for s in sample_orders() if s.order_id == source_id)
     pi = copy.deepcopy(sample.payment_intent)
     pi["id"] = new_id
+    pi["latest_charge"] = "ch_" + new_id.removeprefix("pi_")
     session = copy.deepcopy(sample.session)
     customer = copy.deepcopy(sample.customer)
     if session is not None:

@@ -1,8 +1,11 @@
 """A small Stripe API stand-in: the reads orderpipe makes, in Stripe's wire format.
 
-Implements (GET): ``/v1/payment_intents[/<id>]``, ``/v1/checkout/sessions[/<id>]``,
-``/v1/checkout/sessions/<id>/line_items``, ``/v1/customers/<id>``, ``/v1/events[/<id>]``,
-``/v1/balance``. Bearer (or Basic) auth, ``expand[]=x`` and ``expand[0]=x``, list paging with
+Implements (GET): ``/v1/payment_intents[/<id>]`` (``expand[]=latest_charge``),
+``/v1/checkout/sessions[/<id>]``, ``/v1/checkout/sessions/<id>/line_items``,
+``/v1/customers/<id>``, ``/v1/events[/<id>]``, ``/v1/balance``, ``/v1/charges[/<id>]``,
+``/v1/refunds[/<id>]`` and ``/v1/disputes[/<id>]`` (lists filtered by ``charge``,
+``payment_intent``, ``created``), ``/v1/invoice_payments`` (``payment[type]``,
+``payment[payment_intent]``, ``invoice``). Bearer (or Basic) auth, ``expand[]=x`` and ``expand[0]=x``, list paging with
 ``limit``/``starting_after``/``has_more``, Stripe error objects, a ``Request-Id`` header.
 
 Control endpoints for tests and the demo live under ``/_standin/`` (no auth; local only):
@@ -261,6 +264,76 @@ def create_app(store: StandinStore) -> Flask:
             page["data"] = [render("payment_intent", pi, _sub(expand)) for pi in page["data"]]
             return page
 
+    # ---- charges, refunds, disputes, invoice payments ---------------------------------
+    @app.get("/v1/charges/<ch_id>")
+    def get_charge(ch_id: str) -> Any:
+        _expand(g.params, {"payment_intent", "customer"})
+        with store.lock:
+            _materialise_charges(store)
+            charge = store.charges.get(ch_id)
+            if charge is None:
+                raise _missing("charge", ch_id)
+            return dict(charge)
+
+    @app.get("/v1/charges")
+    def list_charges() -> Any:
+        params = g.params
+        created_ok = _created_filter(params)
+        with store.lock:
+            _materialise_charges(store)
+            items = [c for c in store.charges.values() if created_ok(c) and _matches(c, params, ("payment_intent",
+                                                                                                  "customer"))]
+            return _paginate(_newest_first(items), params, "/v1/charges", "charge")
+
+    @app.get("/v1/refunds/<re_id>")
+    def get_refund(re_id: str) -> Any:
+        _expand(g.params, {"charge", "payment_intent"})
+        with store.lock:
+            refund = store.refunds.get(re_id)
+            if refund is None:
+                raise _missing("refund", re_id)
+            return dict(refund)
+
+    @app.get("/v1/refunds")
+    def list_refunds() -> Any:
+        params = g.params
+        created_ok = _created_filter(params)
+        with store.lock:
+            items = [r for r in store.refunds.values()
+                     if created_ok(r) and _matches(r, params, ("charge", "payment_intent"))]
+            return _paginate(_newest_first(items), params, "/v1/refunds", "refund")
+
+    @app.get("/v1/disputes/<du_id>")
+    def get_dispute(du_id: str) -> Any:
+        _expand(g.params, {"charge", "payment_intent"})
+        with store.lock:
+            dispute = store.disputes.get(du_id)
+            if dispute is None:
+                raise _missing("dispute", du_id)
+            return dict(dispute)
+
+    @app.get("/v1/disputes")
+    def list_disputes() -> Any:
+        params = g.params
+        created_ok = _created_filter(params)
+        with store.lock:
+            items = [d for d in store.disputes.values()
+                     if created_ok(d) and _matches(d, params, ("charge", "payment_intent"))]
+            return _paginate(_newest_first(items), params, "/v1/disputes", "dispute")
+
+    @app.get("/v1/invoice_payments")
+    def list_invoice_payments() -> Any:
+        params = g.params
+        payment = params.get("payment") or {}
+        if not isinstance(payment, dict):
+            raise StripeApiError(400, "Invalid hash: payment", param="payment")
+        with store.lock:
+            items = [p for p in store.invoice_payments
+                     if ("invoice" not in params or p["invoice"] == params["invoice"])
+                     and ("status" not in params or p["status"] == params["status"])
+                     and all(p["payment"].get(k) == v for k, v in payment.items())]
+            return _paginate(_newest_first(items), params, "/v1/invoice_payments", "invoice_payment")
+
     # ---- checkout sessions ----------------------------------------------------------
     @app.get("/v1/checkout/sessions/<cs_id>")
     def get_session(cs_id: str) -> Any:
@@ -402,6 +475,45 @@ def create_app(store: StandinStore) -> Flask:
             return jsonify({"error": str(exc).strip("'\"")}), 400
         return jsonify(event), 201
 
+    @app.post("/_standin/refunds")
+    def control_add_refund() -> Any:
+        body = request.get_json(force=True)
+        try:
+            refund = store.add_refund(str(body["payment_intent"]), body.get("amount"),
+                                      status=body.get("status", "succeeded"), reason=body.get("reason"),
+                                      refund_id=body.get("id"))
+        except (KeyError, TypeError, ValueError) as exc:
+            return jsonify({"error": str(exc).strip("'\"")}), 400
+        return jsonify(refund), 201
+
+    @app.post("/_standin/disputes")
+    def control_add_dispute() -> Any:
+        body = request.get_json(force=True)
+        try:
+            dispute = store.add_dispute(str(body["payment_intent"]), body.get("amount"),
+                                        reason=body.get("reason", "fraudulent"),
+                                        status=body.get("status", "needs_response"), dispute_id=body.get("id"))
+        except (KeyError, TypeError, ValueError) as exc:
+            return jsonify({"error": str(exc).strip("'\"")}), 400
+        return jsonify(dispute), 201
+
+    @app.post("/_standin/disputes/<du_id>")
+    def control_update_dispute(du_id: str) -> Any:
+        if du_id not in store.disputes:
+            return jsonify({"error": f"no dispute {du_id}"}), 404
+        return jsonify(store.update_dispute(du_id, **request.get_json(force=True)))
+
+    @app.post("/_standin/object_events")
+    def control_object_event() -> Any:
+        """``{"object_id": "re_..." | "ch_..." | "du_...", "type", "delivered"?}`` -> the event."""
+        body = request.get_json(force=True)
+        try:
+            event = event_builder.object_event(store, str(body["object_id"]), str(body["type"]),
+                                               delivered=bool(body.get("delivered", False)))
+        except (KeyError, ValueError) as exc:
+            return jsonify({"error": str(exc).strip("'\"")}), 400
+        return jsonify(event), 201
+
     @app.post("/_standin/events/<evt_id>/delivery")
     def control_delivery(evt_id: str) -> Any:
         body = request.get_json(force=True)
@@ -410,6 +522,17 @@ def create_app(store: StandinStore) -> Flask:
         return {"status": "ok"}
 
     return app
+
+
+def _matches(obj: Obj, params: Obj, keys: tuple[str, ...]) -> bool:
+    return all(obj.get(k) == params[k] for k in keys if k in params)
+
+
+def _materialise_charges(store: StandinStore) -> None:
+    """Every succeeded PaymentIntent has its charge (made on first use, as the store does)."""
+    for pi_id, pi in store.payment_intents.items():
+        if pi.get("status") == "succeeded" and pi.get("latest_charge") not in store.charges:
+            store.charge_for(pi_id)
 
 
 def _type_matches(event_type: str, wanted: set[str]) -> bool:
@@ -427,6 +550,8 @@ def _render(store: StandinStore, name: str, obj: Obj, expand: set[str]) -> Obj:
     if name == "payment_intent":
         if "customer" in expand and out.get("customer"):
             out["customer"] = store.customers.get(out["customer"], out["customer"])
+        if "latest_charge" in expand and out.get("latest_charge") and out.get("status") == "succeeded":
+            out["latest_charge"] = dict(store.charge_for(out["id"]))
         return out
     # checkout session
     if "payment_intent" in expand and out.get("payment_intent"):

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import copy
 import threading
+import time
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,6 +49,10 @@ class StandinStore:
     line_items: dict[str, list[Obj]] = field(default_factory=dict)  # session id -> items
     customers: dict[str, Obj] = field(default_factory=dict)
     products: dict[str, Obj] = field(default_factory=dict)
+    charges: dict[str, Obj] = field(default_factory=dict)  # made from the PaymentIntent on first use
+    refunds: dict[str, Obj] = field(default_factory=dict)
+    disputes: dict[str, Obj] = field(default_factory=dict)
+    invoice_payments: list[Obj] = field(default_factory=list)
     events: list[EventRecord] = field(default_factory=list)
     failures: list[InjectedFailure] = field(default_factory=list)
     requests: list[Obj] = field(default_factory=list)
@@ -80,6 +86,9 @@ class StandinStore:
                     price["product"] = product["id"]
                 items.append(item)
             self.payment_intents[pi_id] = copy.deepcopy(dict(payment_intent))
+            invoice = payment_intent.get("invoice")
+            if invoice:  # a Billing payment: basil and later link it through invoice_payments
+                self.add_invoice_payment(pi_id, invoice if isinstance(invoice, str) else invoice["id"])
             if session is not None:
                 self.sessions[session["id"]] = copy.deepcopy(dict(session))
                 self.line_items[session["id"]] = items
@@ -97,6 +106,102 @@ class StandinStore:
                 if session.get("payment_intent") == pi_id:
                     return session
         return None
+
+    # ---- charges, refunds, disputes, invoice payments ---------------------------------
+    def charge_for(self, pi_id: str) -> Obj:
+        """The PaymentIntent's (latest) charge, made the way Stripe shows it on first use."""
+        with self.lock:
+            pi = self.payment_intents.get(pi_id)
+            if pi is None:
+                raise KeyError(f"stand-in has no order {pi_id}")
+            charge_id = pi.get("latest_charge") if isinstance(pi.get("latest_charge"), str) else None
+            charge_id = charge_id or "ch_" + pi_id[3:]
+            pi["latest_charge"] = charge_id
+            if charge_id not in self.charges:
+                amount = int(pi.get("amount_received") or pi.get("amount") or 0)
+                self.charges[charge_id] = {
+                    "id": charge_id, "object": "charge", "amount": amount, "amount_captured": amount,
+                    "amount_refunded": 0, "balance_transaction": "txn_" + pi_id[3:], "captured": True,
+                    "created": pi.get("created", int(time.time())), "currency": pi.get("currency"),
+                    "customer": pi.get("customer"), "description": pi.get("description"), "disputed": False,
+                    "livemode": bool(pi.get("livemode")), "metadata": {}, "paid": True, "payment_intent": pi_id,
+                    "payment_method": pi.get("payment_method"), "receipt_email": pi.get("receipt_email"),
+                    "refunded": False, "status": "succeeded",
+                }
+            return self.charges[charge_id]
+
+    def add_refund(self, pi_id: str, amount: int | None = None, *, status: str = "succeeded",
+                   reason: str | None = "requested_by_customer", refund_id: str | None = None,
+                   created: int | None = None) -> Obj:
+        """Refund (part of) the PaymentIntent's charge as ``POST /v1/refunds`` would; ValueError past the charge."""
+        with self.lock:
+            charge = self.charge_for(pi_id)
+            left = charge["amount"] - charge["amount_refunded"]
+            amount = left if amount is None else int(amount)
+            if left <= 0:
+                raise ValueError(f"Charge {charge['id']} has already been refunded.")
+            if not 0 < amount <= left:
+                raise ValueError(f"Refund amount ({amount}) is greater than unrefunded amount on charge ({left})")
+            refund = {
+                "id": refund_id or "re_" + uuid.uuid4().hex[:24], "object": "refund", "amount": amount,
+                "balance_transaction": None, "charge": charge["id"],
+                "created": int(created if created is not None else time.time()), "currency": charge["currency"],
+                "destination_details": {"card": {"type": "refund"}, "type": "card"}, "metadata": {},
+                "payment_intent": pi_id, "reason": reason, "receipt_number": None,
+                "source_transfer_reversal": None, "status": status, "transfer_reversal": None,
+            }
+            self.refunds[refund["id"]] = refund
+            if status not in ("failed", "canceled"):
+                charge["amount_refunded"] += amount
+                charge["refunded"] = charge["amount_refunded"] >= charge["amount"]
+            return copy.deepcopy(refund)
+
+    def update_refund(self, refund_id: str, **fields: Any) -> Obj:
+        with self.lock:
+            refund = self.refunds[refund_id]
+            was_counted = refund["status"] not in ("failed", "canceled")
+            refund.update(fields)
+            if was_counted and refund["status"] in ("failed", "canceled"):
+                charge = self.charges[refund["charge"]]
+                charge["amount_refunded"] -= refund["amount"]
+                charge["refunded"] = False
+            return copy.deepcopy(refund)
+
+    def add_dispute(self, pi_id: str, amount: int | None = None, *, reason: str = "fraudulent",
+                    status: str = "needs_response", dispute_id: str | None = None) -> Obj:
+        with self.lock:
+            charge = self.charge_for(pi_id)
+            charge["disputed"] = True
+            dispute = {
+                "id": dispute_id or "du_" + uuid.uuid4().hex[:24], "object": "dispute",
+                "amount": charge["amount"] if amount is None else int(amount), "balance_transactions": [],
+                "charge": charge["id"], "created": int(time.time()), "currency": charge["currency"],
+                "evidence_details": {"due_by": int(time.time()) + 7 * 86400, "has_evidence": False,
+                                     "past_due": False, "submission_count": 0},
+                "is_charge_refundable": False, "livemode": False, "metadata": {}, "payment_intent": pi_id,
+                "reason": reason, "status": status,
+            }
+            self.disputes[dispute["id"]] = dispute
+            return copy.deepcopy(dispute)
+
+    def update_dispute(self, dispute_id: str, **fields: Any) -> Obj:
+        with self.lock:
+            self.disputes[dispute_id].update(fields)
+            return copy.deepcopy(self.disputes[dispute_id])
+
+    def add_invoice_payment(self, pi_id: str, invoice_id: str) -> Obj:
+        """A Stripe Billing invoice paid by this PaymentIntent (``GET /v1/invoice_payments``)."""
+        with self.lock:
+            pi = self.payment_intents.get(pi_id) or {}
+            entry = {
+                "id": "inpay_" + uuid.uuid4().hex[:24], "object": "invoice_payment",
+                "amount_paid": pi.get("amount"), "amount_requested": pi.get("amount"),
+                "created": pi.get("created", int(time.time())), "currency": pi.get("currency"),
+                "invoice": invoice_id, "is_default": True, "livemode": False,
+                "payment": {"type": "payment_intent", "payment_intent": pi_id}, "status": "paid",
+            }
+            self.invoice_payments.append(entry)
+            return copy.deepcopy(entry)
 
     # ---- events ---------------------------------------------------------------------
     def add_event(self, event: Obj, *, delivered: bool = False) -> Obj:
