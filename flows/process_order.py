@@ -26,7 +26,7 @@ from orderpipe.connectors.base import Alert
 from orderpipe.connectors.status_callback import callback_payload
 from orderpipe.errors import NeedsAttention, failure_kind
 from orderpipe.orders import ledger
-from orderpipe.refund_ledger import payment_summary
+from orderpipe.orders.refund_ledger import payment_summary
 from orderpipe.states import OrderState, Step, StepState
 from tasks.crm import crm
 from tasks.email import email

@@ -64,6 +64,8 @@ MOVED: dict[str, str] = {
     "orderpipe.wakeup": "orderpipe.orders.wakeup",
     "orderpipe.connectors.http": "orderpipe.connectors.vendor_http",
     "orderpipe.connectors.http_send": "orderpipe.connectors.vendor_http",
+    "orderpipe.refund_ledger": "orderpipe.orders.refund_ledger",
+    "orderpipe.credit_note_email": "orderpipe.email.credit_note",
 }
 
 

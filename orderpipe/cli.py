@@ -36,8 +36,8 @@ def parse_duration(text: str) -> timedelta:
 def _status_json(settings: Settings, engine: Any, row: Any) -> dict[str, Any]:
     """The contract's `status --json` object for one order row."""
     from orderpipe.orders import ledger
+    from orderpipe.orders.refund_ledger import payment_summary
     from orderpipe.prefect_env import ui_url
-    from orderpipe.refund_ledger import payment_summary
 
     return {
         "order_id": row.order_id,
@@ -85,7 +85,7 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([_status_json(settings, engine, r) for r in rows]))
         return 0
-    from orderpipe.refund_ledger import payment_summary
+    from orderpipe.orders.refund_ledger import payment_summary
 
     print(f"{'order':<32} {'state':<15} {'amount':>12} {'payment':<18} {'refunded':>8} {'tracking':<16} "
           f"{'invoice':<14} {'credit notes':<16} received")

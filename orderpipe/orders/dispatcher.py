@@ -76,7 +76,7 @@ class Dispatcher:
     def dispatch_refunds(self, limit: int = 20, stripe: Any = None) -> list[str]:
         """List the refunds of charges named by `charge.refunded` (the receiver does no Stripe
         I/O), then start up to `limit` due refund runs; returns the refund ids started."""
-        from orderpipe import refund_ledger
+        from orderpipe.orders import refund_ledger
 
         scans = refund_ledger.pending_scans(self.engine, limit)
         if scans:
@@ -118,7 +118,7 @@ class Dispatcher:
             return started
 
     def _scan(self, order_ids: list[str], stripe: Any) -> None:
-        from orderpipe import refund_ledger
+        from orderpipe.orders import refund_ledger
 
         if stripe is None:
             from orderpipe.bootstrap import process_services

@@ -17,14 +17,14 @@ from sqlmodel import Session
 from orderpipe.alerting import alerts
 from orderpipe.connectors.base import Alert
 from orderpipe.db import aware, insert_ignore, session_scope
-from orderpipe.orders.wakeup import notify_in_transaction
-from orderpipe.refund_ledger import (
+from orderpipe.orders.refund_ledger import (
     CHARGE_REFUNDED,
     DISPUTE_EVENT_TYPES,
     REFUND_EVENT_TYPES,
     record_refund_event,
     refund_event_order,
 )
+from orderpipe.orders.wakeup import notify_in_transaction
 from orderpipe.states import (  # STEPS and FULFILMENT_TYPES are imported from here too
     FULFILMENT_TYPES,
     PAYMENT_FAILED_TYPES,

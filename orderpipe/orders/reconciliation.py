@@ -20,11 +20,10 @@ import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from orderpipe import refund_ledger
 from orderpipe.alerting import alerts
 from orderpipe.bootstrap import Services
 from orderpipe.connectors.base import Alert
-from orderpipe.orders import ledger
+from orderpipe.orders import ledger, refund_ledger
 from orderpipe.orders.dispatcher import Dispatcher
 
 MAX_AUTO_RETRIES = 3

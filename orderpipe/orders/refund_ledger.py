@@ -24,12 +24,12 @@ from typing import Any
 from sqlalchemy import Engine, func, or_, select, update
 from sqlmodel import Session
 
-from orderpipe import alerts
+from orderpipe.alerting import alerts
 from orderpipe.connectors.base import Alert
 from orderpipe.db import insert_ignore, session_scope
 from orderpipe.money import to_decimal
+from orderpipe.orders.wakeup import notify_in_transaction
 from orderpipe.tables import CreditNoteRecord, DisputeRecord, RefundRecord, RefundScan, utcnow
-from orderpipe.wakeup import notify_in_transaction
 
 REFUND_EVENT_TYPES = frozenset({"refund.created", "refund.updated", "refund.failed", "charge.refund.updated"})
 CHARGE_REFUNDED = "charge.refunded"

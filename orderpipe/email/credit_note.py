@@ -18,8 +18,8 @@ from email.message import EmailMessage
 from email.utils import format_datetime
 
 from orderpipe.connectors.base import CreditNoteResult, FileStore
-from orderpipe.email_i18n import pick_language
-from orderpipe.email_render import RenderedEmail, _one_line, babel_locale, format_money, message_id_for
+from orderpipe.email.render import RenderedEmail, _one_line, babel_locale, format_money, message_id_for
+from orderpipe.email.texts import pick_language
 from orderpipe.errors import OrderDataError, PermanentError
 from orderpipe.order import Order
 
