@@ -39,6 +39,7 @@ def test_old_names_import_the_same_classes_and_functions() -> None:
     from orderpipe.invoicing.local import LocalInvoicing as NewLocalInvoicing
     from orderpipe.shipping.postnord import PostNordShipping as NewPostNordShipping
     from orderpipe.stripe_standin import StandinStore
+    from orderpipe.refund_ledger import payment_summary
     from orderpipe.stripe_standin.samples import sample_orders
 
     assert InvoiceDocument is NewInvoiceDocument
@@ -46,6 +47,7 @@ def test_old_names_import_the_same_classes_and_functions() -> None:
     assert PostNordShipping is NewPostNordShipping
     assert StandinStore is importlib.import_module("orderpipe.stripe_api.standin").StandinStore
     assert sample_orders is importlib.import_module("orderpipe.stripe_api.standin.samples").sample_orders
+    assert payment_summary.__module__ == "orderpipe.orders.refund_ledger"
     assert call.__module__ == RateLimited.__module__ == "orderpipe.connectors.vendor_http"
 
 
@@ -64,6 +66,10 @@ def test_monkeypatching_the_old_path_patches_the_new_module(monkeypatch: pytest.
 
     monkeypatch.setattr("orderpipe.dispatcher.ALERT_AFTER", 42)
     assert new.ALERT_AFTER == 42
+
+
+def test_no_new_path_is_itself_an_old_one() -> None:
+    assert [new for new in MOVED.values() if new_name(new) is not None] == []
 
 
 def test_unknown_names_still_fail() -> None:
