@@ -37,9 +37,9 @@ def test_old_names_import_the_same_classes_and_functions() -> None:
     from orderpipe.invoice_doc import InvoiceDocument
     from orderpipe.invoicing.document import InvoiceDocument as NewInvoiceDocument
     from orderpipe.invoicing.local import LocalInvoicing as NewLocalInvoicing
+    from orderpipe.refund_ledger import payment_summary
     from orderpipe.shipping.postnord import PostNordShipping as NewPostNordShipping
     from orderpipe.stripe_standin import StandinStore
-    from orderpipe.refund_ledger import payment_summary
     from orderpipe.stripe_standin.samples import sample_orders
 
     assert InvoiceDocument is NewInvoiceDocument
