@@ -117,7 +117,7 @@ def cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
     from orderpipe.db import get_engine, migrate
     from orderpipe.orders import ledger
     from orderpipe.orders.dispatcher import Dispatcher
-    from orderpipe.orders.reconciliation import retry_flow_run
+    from orderpipe.orders.prefect_api import PrefectClientApi
     from orderpipe.states import OrderState
 
     migrate(settings.db_url)
@@ -127,7 +127,9 @@ def cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
         print(f"unknown order {args.order_id}", file=sys.stderr)
         return EXIT_UNKNOWN_ORDER
     if row.flow_run_id:
-        accepted, run_count = retry_flow_run(row.flow_run_id, "replay requested from the CLI", force=True)
+        prefect = PrefectClientApi()
+        retried = prefect.retry_run(row.flow_run_id, "replay requested from the CLI", force=True)
+        accepted, run_count = retried.accepted, retried.run_count
         if not accepted:
             print(f"Prefect refused to retry run {row.flow_run_id}", file=sys.stderr)
             return 1

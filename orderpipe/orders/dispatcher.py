@@ -12,55 +12,43 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from contextlib import ExitStack, nullcontext
-from datetime import timedelta
 from typing import Any
-from uuid import UUID
 
 from sqlalchemy import Engine
 
 from orderpipe.alerting import alerts
-from orderpipe.connectors.base import Alert, AlertSink
+from orderpipe.connectors.base import AlertSink
 from orderpipe.db import session_scope
 from orderpipe.errors import failure_kind
-from orderpipe.orders import ledger
+from orderpipe.orders import dispatch_rules, ledger
+from orderpipe.orders.dispatch_rules import ALERT_AFTER, failure_reason
+from orderpipe.orders.prefect_api import PrefectApi, PrefectClientApi
 from orderpipe.tables import utcnow
 
 DEPLOYMENT = "process-order/orderpipe"
-#: An order whose run cannot be started for this long alerts a person (once per kind of failure).
-ALERT_AFTER = timedelta(minutes=5)
 REFUND_DEPLOYMENT = "process-refund/orderpipe"
 log = logging.getLogger("orderpipe.dispatcher")
 
 
-def _reason(exc: BaseException) -> str:
-    text = str(exc)
-    return f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}"
+__all__ = ["ALERT_AFTER", "DEPLOYMENT", "REFUND_DEPLOYMENT", "Dispatcher"]
+_reason = failure_reason
 
 
 class Dispatcher:
     def __init__(self, engine: Engine, *, deployment: str = DEPLOYMENT, client: Any = None,
-                 alert_sink: Callable[[], AlertSink] | None = None) -> None:
-        """`client`: a Prefect SyncPrefectClient kept by the caller (the worker), or None to
-        open one per dispatch round. `alert_sink`: builds the sink the "cannot start" alert goes
-        to (without one it is recorded and reconciliation delivers it)."""
+                 alert_sink: Callable[[], AlertSink] | None = None, prefect: PrefectApi | None = None) -> None:
+        """`prefect`: the Prefect API (a fake in tests); by default Prefect's client: `client`,
+        a SyncPrefectClient kept by the caller (the worker), or None to open one per dispatch
+        round. `alert_sink`: builds the sink the "cannot start" alert goes to (without one it is
+        recorded and reconciliation delivers it)."""
         self.engine = engine
         self.alert_sink = alert_sink
         self.deployment = deployment
-        self.client = client
-        self._deployment_id: UUID | None = None
-        self._refund_deployment_id: UUID | None = None
+        self.prefect: PrefectApi = prefect if prefect is not None else PrefectClientApi(client)
 
-    def _deployment_uuid(self, client: Any) -> UUID:
-        if self._deployment_id is None:
-            self._deployment_id = client.read_deployment_by_name(self.deployment).id
-        return self._deployment_id
-
-    def _create_run(self, client: Any, order_id: str) -> str:
-        run = client.create_flow_run_from_deployment(
-            self._deployment_uuid(client), parameters={"order_id": order_id}, idempotency_key=order_id,
-            name=f"order-{order_id}", tags=["orderpipe"],
-        )
-        return str(run.id)
+    def _create_run(self, prefect: PrefectApi, order_id: str) -> str:
+        return prefect.create_run(self.deployment, parameters={"order_id": order_id}, idempotency_key=order_id,
+                                  name=f"order-{order_id}", tags=["orderpipe"])
 
     def start(self, order_id: str) -> str | None:
         """Create (or find, by idempotency key) one order's flow run; returns its id."""
@@ -91,30 +79,22 @@ class Dispatcher:
                 sessions = lambda: session_scope(self.engine)  # noqa: E731
             if not refund_ids:
                 return []
-            client = self.client
-            if client is None:
-                from prefect.client.orchestration import get_client
-
-                client = stack.enter_context(get_client(sync_client=True))
+            prefect = stack.enter_context(self.prefect.connected())
             started: list[str] = []
             for refund_id in refund_ids:
                 try:
-                    if self._refund_deployment_id is None:
-                        self._refund_deployment_id = client.read_deployment_by_name(REFUND_DEPLOYMENT).id
-                    run = client.create_flow_run_from_deployment(
-                        self._refund_deployment_id, parameters={"refund_id": refund_id}, idempotency_key=refund_id,
-                        name=f"refund-{refund_id}", tags=["orderpipe", "refund"],
-                    )
+                    run_id = prefect.create_run(REFUND_DEPLOYMENT, parameters={"refund_id": refund_id},
+                                                idempotency_key=refund_id, name=f"refund-{refund_id}",
+                                                tags=["orderpipe", "refund"])
                 except Exception as exc:  # noqa: BLE001 - Prefect down or refusing: keep pending, back off
-                    self._refund_deployment_id = None
                     log.warning("refund %s not started yet (%s); will retry", refund_id, _reason(exc))
                     with sessions() as s2:
                         refund_ledger.mark_dispatch_failed(s2, refund_id, _reason(exc))
                     break
                 with sessions() as s2:
-                    refund_ledger.mark_dispatched(s2, refund_id, str(run.id))
+                    refund_ledger.mark_dispatched(s2, refund_id, run_id)
                 started.append(refund_id)
-                log.info("refund %s -> flow run %s", refund_id, run.id)
+                log.info("refund %s -> flow run %s", refund_id, run_id)
             return started
 
     def _scan(self, order_ids: list[str], stripe: Any) -> None:
@@ -149,24 +129,18 @@ class Dispatcher:
                 sessions = lambda: session_scope(self.engine)  # noqa: E731
             if not order_ids:
                 return []
-            client = self.client
-            if client is None:
-                from prefect.client.orchestration import get_client
+            return self._start_all(stack.enter_context(self.prefect.connected()), order_ids, sessions)
 
-                client = stack.enter_context(get_client(sync_client=True))
-            return self._start_all(client, order_ids, sessions)
-
-    def _start_all(self, client: Any, order_ids: list[str], sessions: Any) -> list[tuple[str, str]]:
+    def _start_all(self, prefect: PrefectApi, order_ids: list[str], sessions: Any) -> list[tuple[str, str]]:
         started: list[tuple[str, str]] = []
         for order_id in order_ids:
             try:
-                run_id = self._create_run(client, order_id)
+                run_id = self._create_run(prefect, order_id)
             except Exception as exc:  # noqa: BLE001 - Prefect down or refusing: keep pending, back off
-                self._deployment_id = None
                 log.warning("order %s not started yet (%s); will retry", order_id, _reason(exc))
                 with sessions() as s:
                     since = ledger.mark_dispatch_failed(s, order_id, _reason(exc))
-                if since is not None and utcnow() - since >= ALERT_AFTER:
+                if dispatch_rules.should_alert(since, utcnow()):
                     self._alert_stuck(order_id, since, exc)
                 break  # the next round retries the rest; don't hammer a server that is away
             with sessions() as s:
@@ -176,12 +150,8 @@ class Dispatcher:
         return started
 
     def _alert_stuck(self, order_id: str, since: Any, exc: BaseException) -> None:
-        kind = failure_kind(exc)
-        alert = Alert(order_id=order_id, step="dispatch", kind="dispatch_failing",
-                      dedupe_key=f"dispatch_failing:{order_id}:dispatch:{kind}", occurred_at=utcnow(),
-                      message=f"order {order_id}: its flow run cannot be started since {since:%Y-%m-%d %H:%M:%S} UTC "
-                              f"({_reason(exc)}); check that deployment {self.deployment} exists and the Prefect "
-                              "server accepts runs. The order stays recorded and starts as soon as Prefect does.")
+        alert = dispatch_rules.stuck_alert(order_id, since=since, reason=_reason(exc), kind=failure_kind(exc),
+                                           deployment=self.deployment, now=utcnow())
         try:
             if self.alert_sink is not None:
                 alerts.raise_alert(self.engine, self.alert_sink(), alert)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Engine, or_, select, update
@@ -17,6 +17,7 @@ from sqlmodel import Session
 from orderpipe.alerting import alerts
 from orderpipe.connectors.base import Alert
 from orderpipe.db import aware, insert_ignore, session_scope
+from orderpipe.orders import dispatch_rules
 from orderpipe.orders.refund_ledger import (
     CHARGE_REFUNDED,
     DISPUTE_EVENT_TYPES,
@@ -163,6 +164,7 @@ def record_reconciled_event(engine: Engine, event: dict[str, Any]) -> Recorded:
 
 
 def _due(now: datetime) -> Any:
+    """``dispatch_rules.due`` in SQL: pending, past any back-off, oldest first."""
     return (select(OrderRecord.order_id)
             .where(OrderRecord.dispatch == DispatchState.PENDING)
             .where(or_(OrderRecord.next_dispatch_at.is_(None), OrderRecord.next_dispatch_at <= now))  # type: ignore[union-attr]
@@ -204,9 +206,8 @@ def mark_dispatch_failed(session: Session, order_id: str, error: str) -> datetim
     if row.dispatch_failing_since is None:
         row.dispatch_failing_since = utcnow()
     attempts = row.dispatch_attempts + 1
-    delay = min(60.0, 0.5 * 2 ** min(attempts, 7))
     row.dispatch_attempts = attempts
-    row.next_dispatch_at = utcnow() + timedelta(seconds=delay)
+    row.next_dispatch_at = utcnow() + dispatch_rules.backoff(attempts)
     row.last_error = error[:2000]
     row.updated_at = utcnow()
     session.add(row)

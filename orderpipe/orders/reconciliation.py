@@ -22,11 +22,14 @@ from datetime import UTC, datetime, timedelta
 
 from orderpipe.alerting import alerts
 from orderpipe.bootstrap import Services
-from orderpipe.connectors.base import Alert
 from orderpipe.orders import ledger, refund_ledger
+from orderpipe.orders import reconcile_rules as rules
 from orderpipe.orders.dispatcher import Dispatcher
+from orderpipe.orders.prefect_api import PrefectApi, PrefectClientApi, RunInfo
+from orderpipe.orders.reconcile_rules import MAX_AUTO_RETRIES, PaymentAction, RunAction
+from orderpipe.states import OrderState
 
-MAX_AUTO_RETRIES = 3
+__all__ = ["MAX_AUTO_RETRIES", "Report", "reconcile_now", "resend_callbacks", "retry_flow_run"]
 log = logging.getLogger("orderpipe.reconcile")
 
 
@@ -56,56 +59,48 @@ class Report:
         ]
 
 
-def retry_flow_run(flow_run_id: str, message: str, *, force: bool = False) -> tuple[bool, int]:
+def retry_flow_run(flow_run_id: str, message: str, *, force: bool = False,
+                   prefect: PrefectApi | None = None) -> tuple[bool, int]:
     """Put a finished run back to AwaitingRetry (what the UI's Retry button does)."""
-    from prefect.client.orchestration import get_client
-    from prefect.states import Scheduled
-
-    with get_client(sync_client=True) as client:
-        run = client.read_flow_run(flow_run_id)
-        result = client.set_flow_run_state(run.id, Scheduled(name="AwaitingRetry", message=message), force=force)
-        return result.status.value == "ACCEPT", run.run_count
+    result = (prefect or PrefectClientApi()).retry_run(flow_run_id, message, force=force)
+    return result.accepted, result.run_count
 
 
-def _failed_runs(order_ids: dict[str, str]) -> dict[str, tuple[str, int]]:
-    """order id -> (state type, run_count) for runs that are FAILED or CRASHED on the server."""
-    from prefect.client.orchestration import get_client
-
-    out: dict[str, tuple[str, int]] = {}
-    with get_client(sync_client=True) as client:
-        for order_id, run_id in order_ids.items():
-            run = client.read_flow_run(run_id)
-            if run.state_type is not None and run.state_type.value in ("FAILED", "CRASHED"):
-                out[order_id] = (run.state_type.value, run.run_count)
-    return out
+def _runs(prefect: PrefectApi, run_ids: dict[str, str]) -> dict[str, RunInfo]:
+    """order (or refund) id -> its run as the server has it now."""
+    with prefect.connected() as api:
+        return {key: api.read_run(run_id) for key, run_id in run_ids.items()}
 
 
-def reconcile_now(svc: Services, *, since: timedelta = timedelta(hours=24)) -> Report:
+def reconcile_now(svc: Services, *, since: timedelta = timedelta(hours=24),
+                  prefect: PrefectApi | None = None) -> Report:
+    """`prefect`: the Prefect API (a fake in tests); by default Prefect's client."""
     report = Report()
     start = datetime.now(UTC) - since
     engine = svc.engine
+    prefect = prefect if prefect is not None else PrefectClientApi()
 
     try:
         events = svc.stripe.list_fulfilment_events(start, undelivered_only=False)
         known = ledger.known_event_ids(engine, [e["id"] for e in events])
-        for event in events:
-            if event["id"] in known:
-                continue
+        for event in rules.new_events(events, known):
             recorded = ledger.record_reconciled_event(engine, event)
             report.events_recorded.append(event["id"])
             if recorded.status == "accepted" and recorded.order_id:
                 report.orders_recorded.append(recorded.order_id)
         for pi in svc.stripe.list_succeeded_payment_intent_objects(start):
             pi_id = pi["id"]
-            skip_id = f"reconcile:{pi_id}"
-            if ledger.get_order(engine, pi_id) is not None or ledger.known_event_ids(engine, [skip_id]):
-                continue
-            billing = svc.stripe.billing_invoice_of(pi)
-            if billing:
-                if ledger.record_ignored(engine, skip_id, pi_id,
-                                         f"paid through Stripe invoice {billing} (Billing): not a shop order"):
+            skip_id = rules.skip_event_id(pi_id)
+            has_order = ledger.get_order(engine, pi_id) is not None
+            seen = has_order or bool(ledger.known_event_ids(engine, [skip_id]))
+            decision = rules.payment_intent_decision(
+                has_order=has_order, already_seen=seen,
+                billing_invoice=None if seen else svc.stripe.billing_invoice_of(pi))
+            if decision.action == PaymentAction.IGNORE:
+                if ledger.record_ignored(engine, skip_id, pi_id, decision.reason):
                     report.payments_ignored.append(pi_id)
-            elif ledger.record_missing_order(engine, pi_id, source=skip_id):
+            elif decision.action == PaymentAction.RECORD and ledger.record_missing_order(engine, pi_id,
+                                                                                         source=skip_id):
                 report.orders_recorded.append(pi_id)
         for refund in svc.stripe.list_refunds(since=start):
             pi = refund.get("payment_intent")
@@ -115,21 +110,22 @@ def reconcile_now(svc: Services, *, since: timedelta = timedelta(hours=24)) -> R
     except Exception as exc:  # noqa: BLE001 - Stripe unreachable: still re-drive what we know
         report.problems.append(f"listing Stripe failed: {exc}")
 
-    dispatcher = Dispatcher(engine)
+    dispatcher = Dispatcher(engine, prefect=prefect)
     report.orders_started = [i for i in dispatcher.dispatch_once(limit=500) if not i.startswith(("re_", "du_"))]
-    retry_failed_refunds(svc, report)
+    retry_failed_refunds(svc, report, prefect)
 
-    failed = {o.order_id: o.flow_run_id for o in ledger.orders_in_states(engine, ["failed", "running"], since=start)
+    failed = {o.order_id: o.flow_run_id for o in ledger.orders_in_states(engine, list(rules.ORDER_STATES_TO_CHECK),
+                                                                        since=start)
               if o.flow_run_id}
     try:
-        for order_id, (state, run_count) in _failed_runs(failed).items():  # type: ignore[arg-type]
-            if run_count > MAX_AUTO_RETRIES:
-                _alert_given_up(svc, order_id, state, run_count)
-                continue
-            accepted, _ = retry_flow_run(failed[order_id], f"reconcile: retry after {state}")  # type: ignore[arg-type]
-            if accepted:
-                ledger.set_order_state(engine, order_id, "running")
-                report.runs_retried.append(order_id)
+        for order_id, run in _runs(prefect, failed).items():  # type: ignore[arg-type]
+            action = rules.run_decision(run)
+            if action == RunAction.GIVE_UP:
+                _alert_given_up(svc, order_id, run)
+            elif action == RunAction.RETRY:
+                if prefect.retry_run(failed[order_id], rules.retry_message(run)).accepted:  # type: ignore[arg-type]
+                    ledger.set_order_state(engine, order_id, OrderState.RUNNING)
+                    report.runs_retried.append(order_id)
     except Exception as exc:  # noqa: BLE001
         report.problems.append(f"reading flow runs failed: {exc}")
 
@@ -143,33 +139,29 @@ def reconcile_now(svc: Services, *, since: timedelta = timedelta(hours=24)) -> R
     return report
 
 
-def _alert_given_up(svc: Services, order_id: str, state: str, run_count: int) -> None:
+def _alert_given_up(svc: Services, order_id: str, run: RunInfo) -> None:
     """Reconciliation stops re-driving an order: a person hears of it, once."""
     row = ledger.get_order(svc.engine, order_id)
-    alert = Alert(order_id=order_id, step="reconcile", kind="gave_up", occurred_at=datetime.now(UTC),
-                  dedupe_key=f"gave_up:{order_id}:reconcile:{state}",
-                  message=f"order {order_id}: reconciliation gave up after {run_count} runs ended {state}; "
-                          f"last error: {(row.last_error if row else None) or 'none recorded'}. Fix the cause, "
-                          f"then `orderpipe replay {order_id}`.")
+    alert = rules.gave_up_alert(order_id, run, row.last_error if row else None, datetime.now(UTC))
     try:
         alerts.raise_alert(svc.engine, svc.alerts, alert)
     except Exception as exc:  # noqa: BLE001 - the rest of the reconciliation still runs
         log.error("order %s: gave-up alert not recorded: %s", order_id, exc)
 
 
-def retry_failed_refunds(svc: Services, report: Report) -> None:
+def retry_failed_refunds(svc: Services, report: Report, prefect: PrefectApi | None = None) -> None:
     """Refund runs that failed (e.g. the order's invoice never came in the wait) are retried in
     place, at most MAX_AUTO_RETRIES times: the per-refund cache skips what was done."""
     rows = {r.refund_id: r.flow_run_id for r in refund_ledger.refunds_in_states(svc.engine, ["failed"])
             if r.flow_run_id}
     if not rows:
         return
+    prefect = prefect if prefect is not None else PrefectClientApi()
     try:
-        for refund_id, (state, run_count) in _failed_runs(rows).items():  # type: ignore[arg-type]
-            if run_count > MAX_AUTO_RETRIES:
+        for refund_id, run in _runs(prefect, rows).items():  # type: ignore[arg-type]
+            if rules.run_decision(run) != RunAction.RETRY:
                 continue
-            accepted, _ = retry_flow_run(rows[refund_id], f"reconcile: retry after {state}")  # type: ignore[arg-type]
-            if accepted:
+            if prefect.retry_run(rows[refund_id], rules.retry_message(run)).accepted:  # type: ignore[arg-type]
                 refund_ledger.set_refund(svc.engine, refund_id, state="running")
                 report.runs_retried.append(refund_id)
     except Exception as exc:  # noqa: BLE001
@@ -182,12 +174,10 @@ def resend_callbacks(svc: Services, start: datetime, report: Report) -> None:
     from orderpipe.errors import StepError
 
     assert svc.status_callback is not None
-    for row in ledger.orders_in_states(svc.engine, ["completed", "failed"], since=start):
-        status = "fulfilled" if row.state == "completed" else "failed"
-        steps = ledger.steps_of(svc.engine, row.order_id)
-        failed_step = next((s for s, st in steps.items() if st == "failed"), None) if status == "failed" else None
-        payload = callback_payload(row.order_id, status, tracking_number=row.tracking_number,
-                                   invoice_number=row.invoice_number, failed_step=failed_step)
+    for row in ledger.orders_in_states(svc.engine, list(rules.CALLBACK_STATES), since=start):
+        callback = rules.callback_for(row.state, ledger.steps_of(svc.engine, row.order_id))
+        payload = callback_payload(row.order_id, callback.status, tracking_number=row.tracking_number,
+                                   invoice_number=row.invoice_number, failed_step=callback.failed_step)
         try:
             if svc.status_callback.notify(payload):
                 report.callbacks_sent.append(row.order_id)
