@@ -38,8 +38,7 @@ class FakePrefect:
 
     @contextmanager
     def connected(self) -> Iterator[FakePrefect]:
-        self._check()
-        self.batches += 1
+        self.batches += 1  # like Prefect's client, opening one does not reach the server yet
         yield self
 
     def _check(self) -> None:
