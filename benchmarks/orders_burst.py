@@ -40,9 +40,9 @@ def sqlite_prefect_db_size(data_dir: Path) -> int | None:
 
 def run(*, database: str, pg_base: str | None, orders: int, singles: int, timeout: float) -> dict[str, Any]:
     """database: "postgres" (scratch bench_op_* database; orderpipe puts Prefect in <db>_prefect) or "sqlite"."""
-    from orderpipe.stripe_standin import DEFAULT_API_KEY, SAMPLE_ORDER_IDS, StandinServer, StandinStore, seed_store
-    from orderpipe.stripe_standin.events import order_event, signed_delivery
-    from orderpipe.stripe_standin.samples import clone_order
+    from orderpipe.stripe_api.standin import DEFAULT_API_KEY, SAMPLE_ORDER_IDS, StandinServer, StandinStore, seed_store
+    from orderpipe.stripe_api.standin.events import order_event, signed_delivery
+    from orderpipe.stripe_api.standin.samples import clone_order
 
     label = f"orderpipe-{'pg' if database == 'postgres' else 'sqlite'}"
     store = StandinStore(api_key=DEFAULT_API_KEY)

@@ -18,8 +18,10 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from orderpipe import alerts, leases, ledger
+from orderpipe import leases
+from orderpipe.alerting import alerts
 from orderpipe.connectors.base import Alert, AlertSink
+from orderpipe.orders import ledger
 
 MAX_ATTEMPTS = 4
 log = logging.getLogger("orderpipe.recovery")

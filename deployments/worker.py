@@ -80,13 +80,13 @@ class Worker:
         from deployments import engine_tuning
         from deployments.child import prepare as prepare_children
         from deployments.definitions import apply_all
-        from orderpipe.alerts import Outbox
+        from orderpipe.alerting.alerts import Outbox
         from orderpipe.bootstrap import preset_settings
         from orderpipe.db import get_engine, make_engine, migrate
-        from orderpipe.dispatcher import Dispatcher
+        from orderpipe.orders.dispatcher import Dispatcher
+        from orderpipe.orders.wakeup import Listener
         from orderpipe.rate_limits import ensure_rate_limits
         from orderpipe.result_storage import configure_result_storage, warm_result_storage
-        from orderpipe.wakeup import Listener
         from orderpipe.warmup import warm
 
         s = self.settings

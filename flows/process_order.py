@@ -18,14 +18,15 @@ from prefect.client.orchestration import SyncPrefectClient, get_client
 from prefect.context import get_run_context
 from prefect.futures import PrefectFuture
 
-from orderpipe import alerts, audit, ledger
+from orderpipe import audit
+from orderpipe.alerting import alerts
 from orderpipe.artifact import StepTiming, artifact_key, file_link, order_markdown, steps_table, steps_table_key
 from orderpipe.bootstrap import process_services
 from orderpipe.connectors.base import Alert
 from orderpipe.connectors.status_callback import callback_payload
-from orderpipe.errors import NeedsAttention, failure_kind
-from orderpipe.refund_ledger import payment_summary
-from orderpipe.states import OrderState, Step, StepState
+from orderpipe.orders import ledger, outcome
+from orderpipe.orders.refund_ledger import payment_summary
+from orderpipe.states import OrderState, Step
 from tasks.crm import crm
 from tasks.email import email
 from tasks.fetch_order import fetch_order
@@ -57,14 +58,8 @@ def _failure(future: PrefectFuture[Any]) -> BaseException | str | None:
 
 def _alert(order_id: str, step: str, error: str, kind: str = "step_failed",
            failure: BaseException | str | None = None) -> Alert:
-    """One alert per order, step and kind of failure: the key never holds the error's text
-    (vendors put a fresh request id in it, so every re-drive would alert again)."""
-    if isinstance(failure, NeedsAttention):
-        kind = "needs_attention"
-    what = "needs attention" if kind == "needs_attention" else "failed"
-    return Alert(order_id=order_id, step=step, kind=kind,
-                 dedupe_key=f"{kind}:{order_id}:{step}:{failure_kind(failure if failure is not None else error)}",
-                 message=f"order {order_id}: step {step} {what}: {error}", occurred_at=datetime.now(UTC))
+    """``outcome.step_alert`` now (one alert per order, step and kind of failure)."""
+    return outcome.step_alert(order_id, step, error, failure=failure, kind=kind, now=datetime.now(UTC))
 
 
 class _Steps:
@@ -140,10 +135,7 @@ def process_order(order_id: str) -> dict[str, Any]:
 
 def _alert_outside_steps(order_id: str, exc: BaseException) -> None:
     """A failure outside the steps (a ledger write at the start, the artifact...) is not silent."""
-    alert = Alert(order_id=order_id, step="flow", kind="run_error", occurred_at=datetime.now(UTC),
-                  dedupe_key=f"run_error:{order_id}:flow:{failure_kind(exc)}",
-                  message=f"order {order_id}: the run failed outside its steps: {type(exc).__name__}: "
-                          f"{str(exc).splitlines()[0][:300] if str(exc) else ''}")
+    alert = outcome.run_error_alert(order_id, exc, datetime.now(UTC))
     try:
         svc = process_services()
     except Exception as err:  # noqa: BLE001 - configuration itself is broken: the log is all that is left
@@ -170,11 +162,13 @@ def _process(order_id: str) -> dict[str, Any]:
     order_future = audit_steps.submit(Step.FETCH_ORDER, fetch_order, order_id)
     order, err = audit_steps.outcome(Step.FETCH_ORDER, order_future)
     if order is None:
-        ops_alert(_alert(order_id, Step.FETCH_ORDER, err or "failed", failure=_failure(order_future)))
-        ledger.set_order_state(svc.engine, order_id, OrderState.FAILED, last_error=f"fetch_order: {err}")
+        ended = outcome.fetch_failed(order_id, err or "failed", _failure(order_future), datetime.now(UTC))
+        for alert in ended.alerts:
+            ops_alert(alert)
+        ledger.set_order_state(svc.engine, order_id, ended.state, last_error=ended.last_error)
         _steps_artifact(order_id, audit_steps)
-        _callback(order_id, "failed", failed_step=Step.FETCH_ORDER)
-        raise OrderNotFulfilled(f"order {order_id}: fetch_order failed: {err}")
+        _callback(order_id, ended.callback_status, failed_step=ended.failed_step)
+        raise OrderNotFulfilled(ended.failure_message)
 
     _tag_run(order.country, order.currency)
     ledger.set_order_fields(svc.engine, order_id, customer_email=order.customer_email, country=order.country,
@@ -191,14 +185,15 @@ def _process(order_id: str) -> dict[str, Any]:
         results[step], e = audit_steps.outcome(step, fut, order)
         if e is not None:
             errors[step], failures[step] = e, _failure(fut)
-    if Step.SHIPMENT not in errors and Step.INVOICE not in errors:
+    blocked_by = outcome.email_blocked_by(errors)
+    if not blocked_by:
         email_future = audit_steps.submit(Step.EMAIL, email, order, results[Step.SHIPMENT], results[Step.INVOICE])
         results[Step.EMAIL], e = audit_steps.outcome(Step.EMAIL, email_future, order)
         if e is not None:
             errors[Step.EMAIL], failures[Step.EMAIL] = e, _failure(email_future)
     else:
         results[Step.EMAIL] = None
-        blocked = " and ".join(s for s in (Step.SHIPMENT, Step.INVOICE) if s in errors)
+        blocked = " and ".join(blocked_by)
         logger.warning("email: not sent, because %s failed (it needs the tracking number and the invoice); "
                        "`orderpipe replay %s` sends it once that is fixed", blocked, order_id)
 
@@ -209,8 +204,7 @@ def _process(order_id: str) -> dict[str, Any]:
         invoice_number=invoiced.invoice_number if invoiced else None,
     )
     steps = ledger.steps_of(svc.engine, order_id)
-    done = [s for s, st in steps.items() if st == StepState.COMPLETED]
-    status = "completed: " + ", ".join(done) + ("; failed: " + ", ".join(errors) if errors else "")
+    status = outcome.status_line(steps, errors)
     if results.get(Step.PRODUCTION_LOG) is not None:
         _, e = _outcome(production_log_status.submit(order_id, status))
         if e is not None:
@@ -228,18 +222,13 @@ def _process(order_id: str) -> dict[str, Any]:
         description=f"Order {order_id}",
     )
     _steps_artifact(order_id, audit_steps)
-    for step, error in errors.items():
-        ops_alert(_alert(order_id, step, error, failure=failures.get(step)))
-    # A step whose vendor write has an unknown outcome waits for a person: never re-driven blindly.
-    attention = any(steps.get(step) == StepState.NEEDS_ATTENTION for step in errors)
-    state = (OrderState.NEEDS_ATTENTION if attention else OrderState.FAILED) if errors else OrderState.COMPLETED
-    ledger.set_order_state(svc.engine, order_id, state,
-                           last_error="; ".join(f"{k}: {v}" for k, v in errors.items()) or None)
-    failed_step = next(iter(errors), None)
-    _callback(order_id, "failed" if errors else "fulfilled", tracking=shipped, invoice=invoiced,
-              failed_step=failed_step)
-    if errors:
-        raise OrderNotFulfilled(f"order {order_id}: " + "; ".join(f"{k} failed: {v}" for k, v in errors.items()))
+    ended = outcome.decide(order_id, errors=errors, failures=failures, steps=steps, now=datetime.now(UTC))
+    for alert in ended.alerts:
+        ops_alert(alert)
+    ledger.set_order_state(svc.engine, order_id, ended.state, last_error=ended.last_error)
+    _callback(order_id, ended.callback_status, tracking=shipped, invoice=invoiced, failed_step=ended.failed_step)
+    if ended.failure_message is not None:
+        raise OrderNotFulfilled(ended.failure_message)
     logger.info("order %s fulfilled: tracking %s, invoice %s", order_id, shipped.tracking_number,
                 invoiced.invoice_number)
     return {"order_id": order_id, "tracking_number": shipped.tracking_number,

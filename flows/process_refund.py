@@ -24,13 +24,13 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.context import get_run_context
 
 from flows.process_order import _alert, _outcome
-from orderpipe import ledger, refund_ledger
 from orderpipe.artifact import artifact_key, order_status_markdown
 from orderpipe.bootstrap import process_services
 from orderpipe.connectors.base import Alert
 from orderpipe.connectors.status_callback import callback_payload
-from orderpipe.credit_note import RefundExceedsInvoice
-from orderpipe.email_i18n import pick_language
+from orderpipe.email.texts import pick_language
+from orderpipe.invoicing.credit_note import RefundExceedsInvoice
+from orderpipe.orders import ledger, refund_ledger
 from orderpipe.tables import utcnow
 from tasks.notify import ops_alert, status_callback
 from tasks.refund import (

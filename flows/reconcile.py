@@ -9,7 +9,7 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
 from orderpipe.bootstrap import process_services
-from orderpipe.reconciliation import reconcile_now
+from orderpipe.orders.reconciliation import reconcile_now
 
 
 @flow(name="reconcile", flow_run_name="reconcile-{since_hours}h")

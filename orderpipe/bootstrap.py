@@ -21,11 +21,11 @@ from orderpipe.connectors.base import (
     ShippingConnector,
     StatusCallback,
 )
-from orderpipe.connectors.http import Throttle, no_throttle
+from orderpipe.connectors.vendor_http import Throttle, no_throttle
 from orderpipe.db import get_engine
-from orderpipe.seller import Seller
+from orderpipe.invoicing.seller import Seller
 from orderpipe.settings import Settings, load_settings
-from orderpipe.stripe_reader import StripeReader
+from orderpipe.stripe_api.reader import StripeReader
 
 
 @dataclass
@@ -61,14 +61,14 @@ def sender_lines(seller: Seller) -> list[str]:
 def build_alert_sink(settings: Settings, *, throttle: Throttle = no_throttle) -> AlertSink:
     """The configured ops-alert sink alone (what the worker delivers the alerts outbox to)."""
     if settings.orderpipe_alerts == "telegram":
-        from orderpipe.connectors.alerts_telegram import TelegramAlerts
+        from orderpipe.alerting.telegram import TelegramAlerts
 
         return TelegramAlerts(settings, throttle=throttle)
     elif settings.orderpipe_alerts == "slack":
-        from orderpipe.connectors.alerts_slack import SlackAlerts
+        from orderpipe.alerting.slack import SlackAlerts
 
         return SlackAlerts(settings)
-    from orderpipe.connectors.alerts_log import LogAlerts
+    from orderpipe.alerting.log import LogAlerts
 
     return LogAlerts()
 
@@ -90,58 +90,58 @@ def build_services(settings: Settings, *, throttle: Throttle = no_throttle) -> S
 
     crm: CrmConnector
     if settings.orderpipe_crm == "zoho":
-        from orderpipe.connectors.zoho_crm import ZohoCrm
+        from orderpipe.crm.zoho import ZohoCrm
 
         crm = ZohoCrm(settings, engine, throttle=throttle)
     else:
-        from orderpipe.connectors.crm_local import LocalCrm
+        from orderpipe.crm.local import LocalCrm
 
         crm = LocalCrm(engine)
 
     production_log: ProductionLogConnector
     if settings.orderpipe_production_log == "airtable":
-        from orderpipe.connectors.airtable_log import AirtableProductionLog
+        from orderpipe.production_log.airtable import AirtableProductionLog
 
         production_log = AirtableProductionLog(settings, throttle=throttle)
     else:
-        from orderpipe.connectors.production_log_local import LocalProductionLog
+        from orderpipe.production_log.local import LocalProductionLog
 
         production_log = LocalProductionLog(engine)
 
     shipping: ShippingConnector
     if settings.orderpipe_shipping == "postnord":
-        from orderpipe.connectors.postnord import PostNordShipping
+        from orderpipe.shipping.postnord import PostNordShipping
 
         shipping = PostNordShipping(settings, files, settings.orderpipe_tracking_url, engine=engine)
     else:
-        from orderpipe.connectors.shipping_local import LocalShipping
+        from orderpipe.shipping.local import LocalShipping
 
         shipping = LocalShipping(engine, files, sender_lines(seller), seller.country, settings.orderpipe_tracking_url)
 
-    from orderpipe.connectors.invoicing_local import LocalInvoicing
+    from orderpipe.invoicing.local import LocalInvoicing
 
     local_invoicing = LocalInvoicing(engine, files, seller, settings.orderpipe_vat_rate)
     invoicing: InvoicingConnector = local_invoicing
     if settings.orderpipe_invoicing == "netvisor":
-        from orderpipe.connectors.netvisor import NetvisorInvoicing
+        from orderpipe.invoicing.netvisor import NetvisorInvoicing
 
         invoicing = NetvisorInvoicing(settings, local_invoicing)
 
     email: EmailConnector
     if settings.orderpipe_email == "smtp":
-        from orderpipe.connectors.email_smtp import SmtpEmail
+        from orderpipe.email.smtp import SmtpEmail
 
         email = SmtpEmail(settings, engine)
     elif settings.orderpipe_email == "mailgun":
-        from orderpipe.connectors.email_mailgun import MailgunEmail
+        from orderpipe.email.mailgun import MailgunEmail
 
         email = MailgunEmail(settings, engine)
     elif settings.orderpipe_email == "resend":
-        from orderpipe.connectors.email_resend import ResendEmail
+        from orderpipe.email.resend import ResendEmail
 
         email = ResendEmail(settings, engine, throttle=throttle)
     else:
-        from orderpipe.connectors.email_outbox import OutboxEmail
+        from orderpipe.email.outbox import OutboxEmail
 
         email = OutboxEmail(engine, data_dir)
 

@@ -36,9 +36,9 @@ def parse_duration(text: str) -> timedelta:
 
 def _status_json(settings: Settings, engine: Any, row: Any) -> dict[str, Any]:
     """The contract's `status --json` object for one order row."""
-    from orderpipe import ledger
+    from orderpipe.orders import ledger
+    from orderpipe.orders.refund_ledger import payment_summary
     from orderpipe.prefect_env import ui_url
-    from orderpipe.refund_ledger import payment_summary
 
     return {
         "order_id": row.order_id,
@@ -56,8 +56,8 @@ def _status_json(settings: Settings, engine: Any, row: Any) -> dict[str, Any]:
 
 
 def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
-    from orderpipe import ledger
     from orderpipe.db import get_engine, migrate
+    from orderpipe.orders import ledger
 
     migrate(settings.db_url)
     engine = get_engine(settings.db_url)
@@ -86,7 +86,7 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([_status_json(settings, engine, r) for r in rows]))
         return 0
-    from orderpipe.refund_ledger import payment_summary
+    from orderpipe.orders.refund_ledger import payment_summary
 
     print(f"{'order':<32} {'state':<15} {'amount':>12} {'payment':<18} {'refunded':>8} {'tracking':<16} "
           f"{'invoice':<14} {'credit notes':<16} received")
@@ -104,7 +104,7 @@ def cmd_reconcile(settings: Settings, args: argparse.Namespace) -> int:
     _prefect_env(settings)
     from orderpipe.bootstrap import build_services
     from orderpipe.db import migrate
-    from orderpipe.reconciliation import reconcile_now
+    from orderpipe.orders.reconciliation import reconcile_now
 
     migrate(settings.db_url)
     report = reconcile_now(build_services(settings), since=args.since)
@@ -115,10 +115,10 @@ def cmd_reconcile(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
     _prefect_env(settings)
-    from orderpipe import ledger
     from orderpipe.db import get_engine, migrate
-    from orderpipe.dispatcher import Dispatcher
-    from orderpipe.reconciliation import retry_flow_run
+    from orderpipe.orders import ledger
+    from orderpipe.orders.dispatcher import Dispatcher
+    from orderpipe.orders.prefect_api import PrefectClientApi
     from orderpipe.states import OrderState
 
     migrate(settings.db_url)
@@ -134,7 +134,9 @@ def cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
                   "replaying now would start a second process beside it. Wait until it ends (orderpipe status "
                   f"{args.order_id}), or cancel it in the Prefect UI, then replay.", file=sys.stderr)
             return EXIT_REFUSED
-        accepted, run_count = retry_flow_run(row.flow_run_id, "replay requested from the CLI", force=True)
+        prefect = PrefectClientApi()
+        retried = prefect.retry_run(row.flow_run_id, "replay requested from the CLI", force=True)
+        accepted, run_count = retried.accepted, retried.run_count
         if not accepted:
             print(f"Prefect refused to retry run {row.flow_run_id}", file=sys.stderr)
             return 1
@@ -167,8 +169,8 @@ def _live_state(flow_run_id: str) -> str | None:
 def _wait_for_order(settings: Settings, order_id: str, timeout: float) -> int:
     from prefect.client.orchestration import get_client
 
-    from orderpipe import ledger
     from orderpipe.db import get_engine
+    from orderpipe.orders import ledger
 
     engine = get_engine(settings.db_url)
     deadline = time.monotonic() + timeout
@@ -189,8 +191,9 @@ def _wait_for_order(settings: Settings, order_id: str, timeout: float) -> int:
 
 def cmd_resolve(settings: Settings, args: argparse.Namespace) -> int:
     """A person checked the vendor: nothing was done; the step may be done again by a replay."""
-    from orderpipe import ledger, vendor_attempts
+    from orderpipe import vendor_attempts
     from orderpipe.db import get_engine, migrate
+    from orderpipe.orders import ledger
 
     migrate(settings.db_url)
     engine = get_engine(settings.db_url)

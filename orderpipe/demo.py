@@ -43,7 +43,7 @@ def _pick(port: int) -> int:
 
 def run_demo(timeout: float = 300.0) -> int:
     from orderpipe.settings import SettingsError, load_settings
-    from orderpipe.stripe_standin import DEFAULT_API_KEY, SAMPLE_ORDER_IDS, StandinServer, StandinStore, seed_store
+    from orderpipe.stripe_api.standin import DEFAULT_API_KEY, SAMPLE_ORDER_IDS, StandinServer, StandinStore, seed_store
 
     base = load_settings()
     demo_dir = base.data_dir / "demo"
@@ -94,12 +94,12 @@ def run_demo(timeout: float = 300.0) -> int:
 
 
 def _drive(settings: object, store: object, order_ids: list[str], timeout: float, started: float) -> int:
-    from orderpipe import ledger
     from orderpipe.db import get_engine
+    from orderpipe.orders import ledger
     from orderpipe.prefect_env import ui_url
     from orderpipe.progress import OrderProgress
     from orderpipe.states import FINAL_ORDER_STATES, STEPS
-    from orderpipe.stripe_standin.events import fulfilment_events, signed_delivery
+    from orderpipe.stripe_api.standin.events import fulfilment_events, signed_delivery
 
     s = settings  # Settings
     url = f"http://{s.orderpipe_host}:{s.orderpipe_port}/webhooks/stripe"  # type: ignore[attr-defined]

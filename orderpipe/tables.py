@@ -151,7 +151,7 @@ class Invoice(SQLModel, table=True):
     amount_total: int
     amount_tax: int
     vendor_id: str | None = Field(default=None, max_length=64)
-    # The invoice as issued (orderpipe.invoice_doc.InvoiceDocument JSON): what credit notes credit.
+    # The invoice as issued (orderpipe.invoicing.document.InvoiceDocument JSON): what credit notes credit.
     document: str | None = Field(default=None, sa_column=Column(Text))
     created_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
 
@@ -185,7 +185,7 @@ class CreditNoteRecord(SQLModel, table=True):
     currency: str = Field(max_length=3)
     amount_total: int
     amount_tax: int
-    parts: str = Field(sa_column=Column(Text, nullable=False))  # JSON list of orderpipe.credit_note.RefundPart
+    parts: str = Field(sa_column=Column(Text, nullable=False))  # JSON list of invoicing.credit_note.RefundPart
     document: str = Field(sa_column=Column(Text, nullable=False))  # the credit note InvoiceDocument JSON
     vendor_id: str | None = Field(default=None, max_length=64)
     created_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))

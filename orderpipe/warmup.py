@@ -149,16 +149,16 @@ def _stripe_object_classes() -> None:
 def _documents(settings: Settings) -> None:
     from orderpipe.bootstrap import sender_lines
     from orderpipe.connectors.base import InvoiceResult, ShipmentResult, StoredFile
-    from orderpipe.connectors.shipping_local import country_name
-    from orderpipe.email_i18n import LANGUAGES
-    from orderpipe.email_render import babel_locale, render_confirmation
-    from orderpipe.invoice_doc import build_invoice
-    from orderpipe.invoice_pdf import render_invoice_pdf
-    from orderpipe.label_pdf import render_label
-    from orderpipe.seller import Seller
-    from orderpipe.stripe_normalise import normalise
-    from orderpipe.stripe_standin.samples import sample_orders
-    from orderpipe.ubl import render_ubl
+    from orderpipe.email.render import babel_locale, render_confirmation
+    from orderpipe.email.texts import LANGUAGES
+    from orderpipe.invoicing.document import build_invoice
+    from orderpipe.invoicing.pdf import render_invoice_pdf
+    from orderpipe.invoicing.seller import Seller
+    from orderpipe.invoicing.ubl import render_ubl
+    from orderpipe.shipping.label import render_label
+    from orderpipe.shipping.local import country_name
+    from orderpipe.stripe_api.normalise import normalise
+    from orderpipe.stripe_api.standin.samples import sample_orders
 
     seller = Seller.from_settings(settings)
     sample = next(s for s in sample_orders() if s.session is not None and s.line_items)

@@ -4,7 +4,7 @@ from prefect import task
 
 from orderpipe.bootstrap import process_services
 from orderpipe.connectors.base import EmailResult, InvoiceResult, ShipmentResult
-from orderpipe.email_render import render_confirmation
+from orderpipe.email.render import render_confirmation
 from orderpipe.order import Order
 from orderpipe.states import Step
 from tasks.step_policy import CACHED_STEP, log_outcome, step_task, tracked

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from prefect import task
 
-from orderpipe import alerts
+from orderpipe.alerting import alerts
 from orderpipe.bootstrap import process_services
 from orderpipe.connectors.base import Alert
 from tasks.step_policy import RETRY, run_name

@@ -15,12 +15,12 @@ from typing import Any
 from prefect import task
 from pydantic import BaseModel
 
-from orderpipe import ledger, refund_ledger
 from orderpipe.bootstrap import process_services
 from orderpipe.connectors.base import CreditNoteResult, EmailResult
-from orderpipe.credit_note_email import render_credit_note_email
+from orderpipe.email.credit_note import render_credit_note_email
 from orderpipe.errors import OrderDataError, PermanentError
 from orderpipe.order import Order
+from orderpipe.orders import ledger, refund_ledger
 from tasks.step_policy import CACHED_STEP, RETRY
 
 log = logging.getLogger("orderpipe.refunds")

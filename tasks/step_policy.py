@@ -22,8 +22,8 @@ from sqlalchemy.exc import DataError
 from orderpipe import audit
 from orderpipe.bootstrap import Services
 from orderpipe.errors import NeedsAttention, PermanentError, StepError, TransientError
-from orderpipe.ledger import set_step
 from orderpipe.order import Order
+from orderpipe.orders.ledger import set_step
 from orderpipe.states import Step, StepState
 from orderpipe.step_locks import OrderStepLocks
 

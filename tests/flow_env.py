@@ -15,8 +15,8 @@ from prefect.settings import (
 )
 
 from orderpipe.bootstrap import process_services
-from orderpipe.stripe_standin import DEFAULT_API_KEY
-from orderpipe.stripe_standin.samples import clone_order as add_order_copy  # noqa: F401
+from orderpipe.stripe_api.standin import DEFAULT_API_KEY
+from orderpipe.stripe_api.standin.samples import clone_order as add_order_copy  # noqa: F401
 
 
 @contextmanager

@@ -22,10 +22,10 @@ import httpx
 from sqlalchemy import func, select
 from sqlmodel import Session
 
-from orderpipe import ledger
 from orderpipe.db import get_engine
-from orderpipe.stripe_standin import DEFAULT_API_KEY, StandinStore
-from orderpipe.stripe_standin.samples import FI_CONSUMER, clone_order
+from orderpipe.orders import ledger
+from orderpipe.stripe_api.standin import DEFAULT_API_KEY, StandinStore
+from orderpipe.stripe_api.standin.samples import FI_CONSUMER, clone_order
 from tests.conftest import REPO, free_port
 from tests.standins.mailgun import MailgunStandIn
 

@@ -22,7 +22,7 @@ from sqlalchemy import Engine
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from orderpipe.db import DatabaseUnavailable, ping
-from orderpipe.ledger import Classified, classify, record_event
+from orderpipe.orders.ledger import Classified, classify, record_event
 from webhook.signature import BadSignature, verify
 
 MAX_BODY = 1024 * 1024

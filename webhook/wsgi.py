@@ -9,9 +9,9 @@ import httpx
 from flask import Flask
 
 from orderpipe.db import get_engine
+from orderpipe.orders.wakeup import wake_after_commit
 from orderpipe.prefect_env import api_url
 from orderpipe.settings import load_settings
-from orderpipe.wakeup import wake_after_commit
 from webhook.app import create_app
 
 

@@ -40,8 +40,7 @@ from urllib.parse import urlsplit
 import httpx
 from sqlalchemy import Engine
 
-from orderpipe.connectors.http import DEFAULT_TIMEOUT, retry_after_seconds
-from orderpipe.connectors.http_send import request
+from orderpipe.connectors.vendor_http import DEFAULT_TIMEOUT, request, retry_after_seconds
 from orderpipe.db import insert_ignore, session_scope
 from orderpipe.errors import PermanentError, TransientError
 from orderpipe.settings import Settings

@@ -1,4 +1,4 @@
-"""A sample order and a rendered confirmation like ``orderpipe.email_render`` produces."""
+"""A sample order and a rendered confirmation like ``orderpipe.email.render`` produces."""
 
 from __future__ import annotations
 

@@ -8,8 +8,8 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from orderpipe.connectors.airtable_log import AirtableProductionLog
 from orderpipe.errors import PermanentError, TransientError
+from orderpipe.production_log.airtable import AirtableProductionLog
 from orderpipe.settings import Settings, load_settings
 from tests.contract.order_factory import paid_order
 from tests.standins.airtable import BASE_ID, FIELDS, TOKEN, AirtableStandIn

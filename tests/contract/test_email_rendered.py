@@ -12,10 +12,10 @@ from reportlab.pdfgen.canvas import Canvas
 from sqlalchemy import Engine
 
 from orderpipe.connectors.base import InvoiceResult, ShipmentResult, StoredFile
-from orderpipe.connectors.email_mailgun import MailgunEmail
-from orderpipe.connectors.email_resend import ResendEmail
-from orderpipe.connectors.email_smtp import SmtpEmail
-from orderpipe.email_render import RenderedEmail, render_confirmation
+from orderpipe.email.mailgun import MailgunEmail
+from orderpipe.email.render import RenderedEmail, render_confirmation
+from orderpipe.email.resend import ResendEmail
+from orderpipe.email.smtp import SmtpEmail
 from orderpipe.order import Address, Order, OrderLine
 from orderpipe.settings import load_settings
 from tests.standins.mailgun import MailgunStandIn

@@ -9,8 +9,8 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import Engine
 
-from orderpipe.connectors.email_ledger import already_sent
-from orderpipe.connectors.email_mailgun import MailgunEmail
+from orderpipe.email.ledger import already_sent
+from orderpipe.email.mailgun import MailgunEmail
 from orderpipe.errors import NeedsAttention, PermanentError, TransientError
 from orderpipe.settings import load_settings
 from tests.contract.email_sample import PDF, VARIABLES, sample_message, sample_order

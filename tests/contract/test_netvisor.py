@@ -12,8 +12,8 @@ from lxml import etree
 from reportlab.pdfgen import canvas
 
 from orderpipe.connectors.base import InvoiceResult
-from orderpipe.connectors.netvisor import NetvisorInvoicing
 from orderpipe.errors import PermanentError, TransientError
+from orderpipe.invoicing.netvisor import NetvisorInvoicing
 from orderpipe.order import Address, Order, OrderLine
 from orderpipe.settings import Settings, load_settings
 from tests.standins.netvisor import CREDENTIALS, NetvisorStandIn

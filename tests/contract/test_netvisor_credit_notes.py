@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
-from orderpipe.connectors.invoicing_local import LocalInvoicing
-from orderpipe.connectors.netvisor import NetvisorInvoicing
+from orderpipe.invoicing.local import LocalInvoicing
+from orderpipe.invoicing.netvisor import NetvisorInvoicing
 from orderpipe.money import to_decimal
 from orderpipe.settings import Settings, load_settings
 from tests.standins.netvisor import CREDENTIALS, NetvisorStandIn

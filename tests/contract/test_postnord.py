@@ -14,13 +14,13 @@ from sqlalchemy import select
 from sqlmodel import Session
 
 from orderpipe import vendor_attempts
-from orderpipe.connectors import postnord
 from orderpipe.connectors.file_store_local import LocalFileStore
-from orderpipe.connectors.postnord import BOOK_PATH, LABEL_BY_ID_PATH, PostNordShipping
 from orderpipe.db import get_engine
 from orderpipe.errors import NeedsAttention, OrderDataError, PermanentError, TransientError
 from orderpipe.order import Address, Order, OrderLine
 from orderpipe.settings import Settings, load_settings
+from orderpipe.shipping import postnord
+from orderpipe.shipping.postnord import BOOK_PATH, LABEL_BY_ID_PATH, PostNordShipping
 from orderpipe.tables import PostNordBooking
 from tasks.step_policy import retry_unless_permanent
 from tests.standins.postnord import API_KEY, SERVICE_CODES_PATH, PostNordStandIn, label_pdf

@@ -11,8 +11,8 @@ from sqlalchemy import Engine, update
 
 from orderpipe import vendor_attempts
 from orderpipe.connectors.base import EmailResult
-from orderpipe.connectors.email_ledger import already_sent
-from orderpipe.connectors.email_resend import ResendEmail
+from orderpipe.email.ledger import already_sent
+from orderpipe.email.resend import ResendEmail
 from orderpipe.errors import NeedsAttention, PermanentError, TransientError
 from orderpipe.settings import load_settings
 from orderpipe.tables import VendorAttempt, utcnow

@@ -17,9 +17,9 @@ from sqlalchemy import Engine
 from orderpipe.connectors.base import ShipmentResult, StoredFile
 from orderpipe.connectors.file_store_local import LocalFileStore
 from orderpipe.connectors.file_store_s3 import S3FileStore
-from orderpipe.connectors.invoicing_local import LocalInvoicing
-from orderpipe.email_render import render_confirmation
+from orderpipe.email.render import render_confirmation
 from orderpipe.errors import PermanentError
+from orderpipe.invoicing.local import LocalInvoicing
 from orderpipe.settings import load_settings
 from tests.standins.s3 import MotoS3
 from tests.unit.invoice_samples import SELLER, consumer_fi

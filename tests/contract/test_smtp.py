@@ -13,8 +13,8 @@ from sqlalchemy import Engine
 
 from orderpipe import vendor_attempts
 from orderpipe.connectors.base import EmailResult
-from orderpipe.connectors.email_ledger import already_sent
-from orderpipe.connectors.email_smtp import SmtpEmail
+from orderpipe.email.ledger import already_sent
+from orderpipe.email.smtp import SmtpEmail
 from orderpipe.errors import NeedsAttention, PermanentError, TransientError
 from orderpipe.settings import load_settings
 from tests.conftest import free_port

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from orderpipe.connectors.alerts_telegram import TelegramAlerts
+from orderpipe.alerting.telegram import TelegramAlerts
 from orderpipe.connectors.base import Alert
 from orderpipe.errors import PermanentError, TransientError
 from orderpipe.settings import load_settings

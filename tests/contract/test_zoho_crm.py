@@ -12,8 +12,8 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
-from orderpipe.connectors.zoho_crm import ZohoCrm
-from orderpipe.connectors.zoho_tokens import ZohoTokens
+from orderpipe.crm.zoho import ZohoCrm
+from orderpipe.crm.zoho_tokens import ZohoTokens
 from orderpipe.db import get_engine
 from orderpipe.errors import PermanentError, TransientError
 from orderpipe.settings import Settings, load_settings

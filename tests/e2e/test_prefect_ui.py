@@ -27,13 +27,13 @@ from typing import Any
 import httpx
 import pytest
 
-from orderpipe import ledger
 from orderpipe.artifact import artifact_key, steps_table_key
 from orderpipe.db import get_engine
+from orderpipe.orders import ledger
 from orderpipe.states import STEPS, OrderState
-from orderpipe.stripe_standin import DEFAULT_API_KEY, StandinServer, StandinStore, seed_store
-from orderpipe.stripe_standin.events import fulfilment_events, signed_delivery
-from orderpipe.stripe_standin.samples import FI_CONSUMER
+from orderpipe.stripe_api.standin import DEFAULT_API_KEY, StandinServer, StandinStore, seed_store
+from orderpipe.stripe_api.standin.events import fulfilment_events, signed_delivery
+from orderpipe.stripe_api.standin.samples import FI_CONSUMER
 from tests.conftest import REPO, free_port
 
 pytestmark = pytest.mark.e2e

@@ -15,11 +15,11 @@ import pytest
 from sqlalchemy import select
 from sqlmodel import Session
 
-from orderpipe import ledger
 from orderpipe.db import get_engine
-from orderpipe.stripe_standin import DEFAULT_API_KEY, StandinServer, StandinStore, seed_store
-from orderpipe.stripe_standin.events import order_event, signed_delivery
-from orderpipe.stripe_standin.samples import FI_CONSUMER, clone_order
+from orderpipe.orders import ledger
+from orderpipe.stripe_api.standin import DEFAULT_API_KEY, StandinServer, StandinStore, seed_store
+from orderpipe.stripe_api.standin.events import order_event, signed_delivery
+from orderpipe.stripe_api.standin.samples import FI_CONSUMER, clone_order
 from orderpipe.tables import EmailSent, Invoice, Shipment
 from tests.conftest import REPO, free_port
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from orderpipe.alerts import list_alerts
+from orderpipe.alerting.alerts import list_alerts
 from orderpipe.db import get_engine
 from tests.conftest import free_port
 from tests.prefect_server import prefect_database, prefect_server

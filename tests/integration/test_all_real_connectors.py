@@ -21,10 +21,10 @@ import pytest
 from sqlmodel import Session, select
 
 from flows.process_order import OrderNotFulfilled, process_order
-from orderpipe import ledger
 from orderpipe.db import get_engine
-from orderpipe.stripe_standin import StandinStore
-from orderpipe.stripe_standin.samples import FI_CONSUMER, SE_CUSTOMER
+from orderpipe.orders import ledger
+from orderpipe.stripe_api.standin import StandinStore
+from orderpipe.stripe_api.standin.samples import FI_CONSUMER, SE_CUSTOMER
 from orderpipe.tables import Invoice
 from tests.flow_env import add_order_copy, flow_settings
 from tests.prefect_server import flow_test_server

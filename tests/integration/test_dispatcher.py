@@ -6,11 +6,11 @@ from pathlib import Path
 
 from prefect.settings import PREFECT_API_URL, PREFECT_CLIENT_MAX_RETRIES, temporary_settings
 
-from orderpipe import ledger
 from orderpipe.db import aware, get_engine
-from orderpipe.dispatcher import Dispatcher
+from orderpipe.orders import ledger
+from orderpipe.orders.dispatcher import Dispatcher
+from orderpipe.orders.wakeup import Listener, wake_after_commit, wake_file
 from orderpipe.tables import utcnow
-from orderpipe.wakeup import Listener, wake_after_commit, wake_file
 from tests.conftest import free_port
 
 
@@ -71,7 +71,7 @@ def test_an_order_that_cannot_be_started_for_5_minutes_alerts_once(sqlite_url: s
 
     from sqlalchemy import update
 
-    from orderpipe import alerts
+    from orderpipe.alerting import alerts
     from orderpipe.db import session_scope
     from orderpipe.tables import OrderRecord
 

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from orderpipe.connectors.base import EmailResult
-from orderpipe.connectors.email_ledger import (
+from orderpipe.db import get_engine
+from orderpipe.email.ledger import (
     already_sent,
     confirmation_message_id,
     domain_of,
     idempotency_key,
     record_sent,
 )
-from orderpipe.db import get_engine
 
 
 def test_first_record_wins(any_db_url: str) -> None:

@@ -14,9 +14,9 @@ from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from orderpipe.connectors.base import EmailResult, InvoiceResult, ShipmentResult, StoredFile
-from orderpipe.connectors.email_outbox import OutboxEmail
 from orderpipe.db import get_engine
-from orderpipe.email_render import RenderedEmail, render_confirmation
+from orderpipe.email.outbox import OutboxEmail
+from orderpipe.email.render import RenderedEmail, render_confirmation
 from orderpipe.errors import OrderDataError, PermanentError
 from orderpipe.order import Address, Order, OrderLine
 from orderpipe.tables import EmailSent

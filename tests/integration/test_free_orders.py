@@ -17,8 +17,8 @@ from prefect.client.orchestration import get_client
 from flows.process_order import process_order
 from orderpipe import ledger
 from orderpipe.db import get_engine
-from orderpipe.stripe_standin import StandinStore
-from orderpipe.stripe_standin.samples import add_free_order
+from orderpipe.stripe_api.standin import StandinStore
+from orderpipe.stripe_api.standin.samples import add_free_order
 from tests.flow_env import flow_settings
 from tests.prefect_server import flow_test_server
 from tests.signing import event, sign

@@ -13,9 +13,9 @@ from sqlalchemy import Engine, func
 from sqlmodel import Session, select
 
 from orderpipe.connectors.base import InvoiceResult
-from orderpipe.connectors.invoicing_local import LocalInvoicing
 from orderpipe.db import get_engine
 from orderpipe.errors import OrderDataError, StepError
+from orderpipe.invoicing.local import LocalInvoicing
 from orderpipe.tables import Invoice, InvoiceCounter
 from tests.unit.invoice_samples import SELLER, consumer_fi
 
@@ -163,8 +163,8 @@ def test_series_per_seller_vat_id(engine: Engine, data_dir: Path) -> None:
 
 
 def test_credit_notes_have_their_own_gapless_series_and_files(engine: Engine, data_dir: Path) -> None:
-    from orderpipe.connectors.invoicing_local import NotInvoicedYet
-    from orderpipe.credit_note import RefundExceedsInvoice
+    from orderpipe.invoicing.credit_note import RefundExceedsInvoice
+    from orderpipe.invoicing.local import NotInvoicedYet
     from tests.en16931 import load_fatal_rules
 
     inv = invoicing(engine, data_dir)

@@ -23,12 +23,12 @@ from sqlalchemy import func, select
 from sqlmodel import Session
 
 from flows.process_order import OrderNotFulfilled, process_order
-from orderpipe import ledger
-from orderpipe.alerts import list_alerts
+from orderpipe.alerting.alerts import list_alerts
 from orderpipe.artifact import artifact_key, steps_table_key
 from orderpipe.db import get_engine, migrate
-from orderpipe.stripe_standin import SAMPLE_ORDER_IDS, StandinStore
-from orderpipe.stripe_standin.samples import FI_CONSUMER, JP_YEN, SE_CUSTOMER
+from orderpipe.orders import ledger
+from orderpipe.stripe_api.standin import SAMPLE_ORDER_IDS, StandinStore
+from orderpipe.stripe_api.standin.samples import FI_CONSUMER, JP_YEN, SE_CUSTOMER
 from orderpipe.tables import CrmDeal, EmailSent, Invoice, OrderRecord, ProductionLogEntry, Shipment
 from tests.flow_env import add_order_copy, flow_settings
 from tests.prefect_server import flow_test_server

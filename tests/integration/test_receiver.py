@@ -11,7 +11,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 from sqlmodel import Session
 
-from orderpipe.alerts import list_alerts
+from orderpipe.alerting.alerts import list_alerts
 from orderpipe.connectors.base import Alert
 from orderpipe.db import get_engine
 from orderpipe.tables import Event, OrderRecord

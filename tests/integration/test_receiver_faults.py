@@ -216,7 +216,7 @@ def test_receiver_answers_fast_while_slack_hangs_and_the_worker_delivers_once(re
 
 def test_outbox_retries_a_failed_delivery_with_backoff_and_sends_once(any_db_url: str,
                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    from orderpipe.connectors.alerts_slack import SlackAlerts
+    from orderpipe.alerting.slack import SlackAlerts
 
     engine = get_engine(any_db_url)
     client = client_for(any_db_url)

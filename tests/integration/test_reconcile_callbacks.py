@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from orderpipe import ledger
 from orderpipe.bootstrap import build_services
 from orderpipe.db import get_engine
-from orderpipe.reconciliation import Report, resend_callbacks
+from orderpipe.orders import ledger
+from orderpipe.orders.reconciliation import Report, resend_callbacks
 from orderpipe.settings import load_settings
 from orderpipe.tables import utcnow
 from tests.standins.shop_callback import ShopCallbackStandIn

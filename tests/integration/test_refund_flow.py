@@ -25,18 +25,18 @@ from sqlmodel import Session
 
 from flows.process_order import process_order
 from flows.process_refund import process_refund
-from orderpipe import ledger, refund_ledger
-from orderpipe.alerts import list_alerts
+from orderpipe.alerting.alerts import list_alerts
 from orderpipe.artifact import artifact_key
 from orderpipe.bootstrap import process_services
 from orderpipe.cli import _status_json
 from orderpipe.db import get_engine
-from orderpipe.dispatcher import Dispatcher
-from orderpipe.reconciliation import reconcile_now
+from orderpipe.orders import ledger, refund_ledger
+from orderpipe.orders.dispatcher import Dispatcher
+from orderpipe.orders.reconciliation import reconcile_now
 from orderpipe.settings import load_settings
-from orderpipe.stripe_standin import StandinStore
-from orderpipe.stripe_standin.events import object_event, order_event, signed_delivery
-from orderpipe.stripe_standin.samples import FI_CONSUMER, SE_CUSTOMER, sample_orders
+from orderpipe.stripe_api.standin import StandinStore
+from orderpipe.stripe_api.standin.events import object_event, order_event, signed_delivery
+from orderpipe.stripe_api.standin.samples import FI_CONSUMER, SE_CUSTOMER, sample_orders
 from orderpipe.tables import CreditNoteRecord, CrmDeal, EmailSent, Event, Invoice, ProductionLogEntry, Shipment
 from tests.flow_env import add_order_copy, flow_settings
 from tests.prefect_server import flow_test_server

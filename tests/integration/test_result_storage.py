@@ -22,13 +22,14 @@ from prefect.context import refresh_global_settings_context
 from prefect.settings import PREFECT_API_URL, PREFECT_RESULTS_DEFAULT_STORAGE_BLOCK, temporary_settings
 
 from flows.process_order import process_order
-from orderpipe import ledger, result_storage
+from orderpipe import result_storage
 from orderpipe.audit import step_of_task_run_name
 from orderpipe.db import get_engine
+from orderpipe.orders import ledger
 from orderpipe.result_storage import DEFAULT_BLOCK_ENV, RESULTS_FOLDER, configure_result_storage
 from orderpipe.settings import Settings, SettingsError, load_settings
-from orderpipe.stripe_standin import StandinStore
-from orderpipe.stripe_standin.samples import FI_CONSUMER
+from orderpipe.stripe_api.standin import StandinStore
+from orderpipe.stripe_api.standin.samples import FI_CONSUMER
 from tests.flow_env import flow_settings
 from tests.prefect_server import flow_test_server
 from tests.standins.s3 import MotoS3

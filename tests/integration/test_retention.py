@@ -13,8 +13,8 @@ from pathlib import Path
 from sqlalchemy import Engine, update
 from sqlmodel import Session
 
-from orderpipe import ledger
 from orderpipe.db import get_engine, session_scope
+from orderpipe.orders import ledger
 from orderpipe.retention import PURGED_BODY
 from orderpipe.tables import (
     CrmContact,

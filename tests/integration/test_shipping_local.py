@@ -13,11 +13,11 @@ from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from orderpipe.connectors.file_store_local import LocalFileStore
-from orderpipe.connectors.shipping_local import LocalShipping
 from orderpipe.db import get_engine
 from orderpipe.errors import OrderDataError, PermanentError
 from orderpipe.order import Address, Order, OrderLine
-from orderpipe.s10 import is_valid
+from orderpipe.shipping.local import LocalShipping
+from orderpipe.shipping.tracking_number import is_valid
 from orderpipe.tables import Shipment
 
 SENDER = ["Painotalo Pikkuna Oy", "Tehtaankatu 12", "00140 Helsinki", "FINLAND"]

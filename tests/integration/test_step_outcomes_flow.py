@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 
 from flows.process_order import OrderNotFulfilled, process_order
-from orderpipe import ledger
-from orderpipe.alerts import list_alerts
+from orderpipe.alerting.alerts import list_alerts
 from orderpipe.db import get_engine
-from orderpipe.stripe_standin import StandinStore
-from orderpipe.stripe_standin.samples import FI_CONSUMER
+from orderpipe.orders import ledger
+from orderpipe.stripe_api.standin import StandinStore
+from orderpipe.stripe_api.standin.samples import FI_CONSUMER
 from tests.flow_env import add_order_copy, flow_settings
 from tests.prefect_server import flow_test_server
 from tests.standins.postnord import API_KEY, BOOK_PATH, PostNordStandIn
@@ -152,7 +152,7 @@ def test_reconcile_giving_up_on_an_order_alerts_once(
     from prefect.states import Failed, Running
 
     from orderpipe.bootstrap import process_services
-    from orderpipe.reconciliation import MAX_AUTO_RETRIES, reconcile_now
+    from orderpipe.orders.reconciliation import MAX_AUTO_RETRIES, reconcile_now
 
     @flow(name="process-order-give-up")
     def dummy() -> None:

@@ -12,11 +12,11 @@ import httpx
 import pytest
 
 from orderpipe.errors import OrderDataError, PermanentError, TransientError
-from orderpipe.stripe_normalise import normalise
-from orderpipe.stripe_reader import StripeReader
-from orderpipe.stripe_standin import SAMPLE_ORDER_IDS, StandinStore
-from orderpipe.stripe_standin import samples as s
-from orderpipe.stripe_standin.events import order_event
+from orderpipe.stripe_api.normalise import normalise
+from orderpipe.stripe_api.reader import StripeReader
+from orderpipe.stripe_api.standin import SAMPLE_ORDER_IDS, StandinStore
+from orderpipe.stripe_api.standin import samples as s
+from orderpipe.stripe_api.standin.events import order_event
 from tests.standins.stripe import STANDIN_KEY, running_standin
 
 
@@ -310,7 +310,7 @@ def test_control_endpoints_over_http(http: httpx.Client) -> None:
 
 def test_standin_runs_as_a_process() -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "orderpipe.stripe_standin", "--host", "127.0.0.1", "--port", "0", "--seed"],
+        [sys.executable, "-m", "orderpipe.stripe_api.standin", "--host", "127.0.0.1", "--port", "0", "--seed"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:

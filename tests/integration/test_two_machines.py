@@ -20,7 +20,7 @@ from sqlalchemy import select
 from sqlmodel import Session
 
 from orderpipe.db import get_engine
-from orderpipe.stripe_standin.events import order_event, signed_delivery
+from orderpipe.stripe_api.standin.events import order_event, signed_delivery
 from orderpipe.tables import OrderStep, RunLease
 from tests.integration.test_worker_runtime import _assert_each_once, _hold_callbacks, _in_flight_at_shop
 from tests.prefect_server import prefect_database, prefect_server

@@ -135,7 +135,7 @@ def test_kill_9_during_a_mailgun_send_needs_attention_and_never_sends_twice(worl
     world.start_worker("worker-m2", machine="worker-m", ORDERPIPE_RUN_LIMIT="2")
     world.wait(lambda: set(world.states(orders).values()) == {"needs_attention"}, 120,
                f"not needs_attention: {world.states(orders)}")
-    from orderpipe.alerts import list_alerts
+    from orderpipe.alerting.alerts import list_alerts
 
     engine = get_engine(world.db_url)
     for order_id in orders:
@@ -167,7 +167,7 @@ def test_cancel_from_prefect_stops_the_run_process_and_fails_the_order(world: Ru
     world.wait(lambda: world.states([order_id])[order_id] == "failed", 30, "order not failed")
     [after] = world.runs(name={"any_": [f"order-{order_id}"]})
     assert after["state_type"] == "CANCELLED"
-    from orderpipe import ledger
+    from orderpipe.orders import ledger
 
     row = ledger.get_order(engine, order_id)
     assert row is not None and "cancel" in (row.last_error or "")

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 
 import pytest
 
-from orderpipe.stripe_standin import DEFAULT_API_KEY, StandinServer, StandinStore, seed_store
+from orderpipe.stripe_api.standin import DEFAULT_API_KEY, StandinServer, StandinStore, seed_store
 
 STANDIN_KEY = DEFAULT_API_KEY
 

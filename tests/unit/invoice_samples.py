@@ -9,8 +9,8 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from hypothesis import strategies as st
 
+from orderpipe.invoicing.seller import Seller
 from orderpipe.order import Address, Order, OrderLine
-from orderpipe.seller import Seller
 
 ISSUE_DATE = date(2026, 3, 14)
 FI_RATE = Decimal("25.5")

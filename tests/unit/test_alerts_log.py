@@ -7,8 +7,8 @@ import logging
 
 import pytest
 
-from orderpipe.connectors.alert_text import alert_text
-from orderpipe.connectors.alerts_log import LogAlerts
+from orderpipe.alerting.log import LogAlerts
+from orderpipe.alerting.text import alert_text
 from orderpipe.connectors.base import Alert
 
 ALERT = Alert(order_id="pi_1", step="email", kind="step_failed", message="SMTP 550 mailbox unavailable",

@@ -6,7 +6,7 @@ import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from orderpipe import audit, ledger
+from orderpipe import audit
 from orderpipe.artifact import StepTiming, artifact_key, order_markdown, steps_table, steps_table_key
 from orderpipe.connectors.base import (
     Alert,
@@ -18,6 +18,7 @@ from orderpipe.connectors.base import (
     StoredFile,
 )
 from orderpipe.order import Order, OrderLine
+from orderpipe.orders import ledger
 from orderpipe.states import (
     FULFILMENT_TYPES,
     STEPS,
@@ -28,7 +29,7 @@ from orderpipe.states import (
     Step,
     StepState,
 )
-from orderpipe.stripe_standin import events as standin_events
+from orderpipe.stripe_api.standin import events as standin_events
 from tasks.step_policy import order_step_key, run_name
 
 ORDER = Order(order_id="pi_3AuditTrail000001", created=datetime(2026, 11, 23, tzinfo=UTC), currency="eur",

@@ -8,12 +8,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from orderpipe.credit_note import RefundExceedsInvoice, build_credit_note, parts_of, refundable, split_refund
 from orderpipe.errors import PermanentError
-from orderpipe.invoice_doc import InvoiceDocument, TaxCategory, build_invoice
+from orderpipe.invoicing.credit_note import RefundExceedsInvoice, build_credit_note, parts_of, refundable, split_refund
+from orderpipe.invoicing.document import InvoiceDocument, TaxCategory, build_invoice
+from orderpipe.invoicing.seller import Seller
+from orderpipe.invoicing.vat import BuyerKind, Endpoint, check_vat_id, peppol_endpoint, vat_treatment
 from orderpipe.order import Address, Order
-from orderpipe.seller import Seller
-from orderpipe.vat import BuyerKind, Endpoint, check_vat_id, peppol_endpoint, vat_treatment
 from tests.unit.invoice_samples import FI_RATE, ISSUE_DATE, SELLER, Item, carts, make_order
 
 DE = Address(name="Jürgen Groß", line1="Hauptstraße 5", postal_code="10115", city="Berlin", country="DE")

@@ -7,7 +7,7 @@ import string
 
 import pytest
 
-from orderpipe.email_i18n import TEXTS, pick_language
+from orderpipe.email.texts import TEXTS, pick_language
 
 REQUIRED = {"en", "fi", "sv", "da", "nb", "de", "fr", "es", "it", "nl"}
 

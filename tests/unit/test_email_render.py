@@ -12,8 +12,8 @@ import pytest
 from reportlab.pdfgen.canvas import Canvas
 
 from orderpipe.connectors.base import InvoiceResult, ShipmentResult, StoredFile
-from orderpipe.email_i18n import TEXTS
-from orderpipe.email_render import format_money, message_id_for, render_confirmation
+from orderpipe.email.render import format_money, message_id_for, render_confirmation
+from orderpipe.email.texts import TEXTS
 from orderpipe.errors import OrderDataError, PermanentError
 from orderpipe.order import Address, Order, OrderLine
 
@@ -236,7 +236,7 @@ def test_presigned_label_link_is_in_both_parts(invoice_pdf: Path) -> None:
     from email.policy import default as default_policy
 
     from orderpipe.connectors.base import StoredFile
-    from orderpipe.email_render import render_confirmation
+    from orderpipe.email.render import render_confirmation
 
     order, shipped, billed = make_order(), shipment(), invoice(invoice_pdf)
     url = "https://s3.example/labels/pi_x.pdf?X-Amz-Signature=abc"
@@ -250,7 +250,7 @@ def test_presigned_label_link_is_in_both_parts(invoice_pdf: Path) -> None:
 
 
 def test_shipping_line_is_named_in_the_customers_language(invoice_pdf: Path) -> None:
-    from orderpipe.email_render import render_confirmation
+    from orderpipe.email.render import render_confirmation
 
     lines = [
         OrderLine(description="Poster", quantity=1, amount_subtotal=3990, amount_total=3990, amount_tax=795),

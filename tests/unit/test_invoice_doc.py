@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from orderpipe.errors import OrderDataError
-from orderpipe.invoice_doc import (
+from orderpipe.invoicing.document import (
     InvoiceDocument,
     TaxCategory,
     build_invoice,

@@ -6,8 +6,8 @@ import io
 
 from pypdf import PdfReader
 
-from orderpipe.invoice_doc import build_invoice
-from orderpipe.invoice_pdf import format_amount, render_invoice_pdf
+from orderpipe.invoicing.document import build_invoice
+from orderpipe.invoicing.pdf import format_amount, render_invoice_pdf
 from orderpipe.order import Order
 from tests.unit.invoice_samples import (
     FI_RATE,
@@ -70,7 +70,7 @@ def test_label_and_invoice_pdfs_rendered_at_once_in_threads_are_both_whole() -> 
     must never be touched by two renders at once (it once raised KeyError: 106)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from orderpipe.label_pdf import render_label
+    from orderpipe.shipping.label import render_label
 
     doc = build_invoice(reverse_charge_de(), SELLER, number="2026-000042", issue_date=ISSUE_DATE,
                         default_vat_rate=FI_RATE)

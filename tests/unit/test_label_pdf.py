@@ -7,7 +7,7 @@ import io
 from pypdf import PdfReader
 from reportlab.lib.pagesizes import A6
 
-from orderpipe.label_pdf import render_label
+from orderpipe.shipping.label import render_label
 
 SENDER = ["Painotalo Pikkuna Oy", "Tehtaankatu 12", "00140 Helsinki", "FINLAND"]
 RECIPIENT = ["Åsa Öberg-Ståhl", "Storgatan 1", "114 51 Stockholm", "SWEDEN"]

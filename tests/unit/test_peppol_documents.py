@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from orderpipe.credit_note import build_credit_note
-from orderpipe.invoice_doc import InvoiceDocument, build_invoice
+from orderpipe.invoicing.credit_note import build_credit_note
+from orderpipe.invoicing.document import InvoiceDocument, build_invoice
+from orderpipe.invoicing.ubl import NS_CAC, NS_CBC, PEPPOL_CUSTOMIZATION_ID, PEPPOL_PROFILE_ID, render_ubl
 from orderpipe.order import Address, Order
-from orderpipe.ubl import NS_CAC, NS_CBC, PEPPOL_CUSTOMIZATION_ID, PEPPOL_PROFILE_ID, render_ubl
 from tests.en16931 import Rules, load_fatal_rules, load_peppol_fatal_rules
 from tests.unit.invoice_samples import FI_RATE, ISSUE_DATE, SELLER, Item, make_order
 

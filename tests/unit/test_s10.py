@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from orderpipe.s10 import check_digit, is_valid, make_tracking_number
+from orderpipe.shipping.tracking_number import check_digit, is_valid, make_tracking_number
 
 # Worked by hand with weights 8,6,4,2,3,5,9,7:
 # 47312482 -> 32+42+12+2+6+20+72+14 = 200; 200 % 11 = 2; 11-2 = 9

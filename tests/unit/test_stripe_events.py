@@ -8,9 +8,9 @@ import time
 import pytest
 import stripe
 
-from orderpipe.stripe_standin import StandinStore, seed_store
-from orderpipe.stripe_standin import samples as s
-from orderpipe.stripe_standin.events import (
+from orderpipe.stripe_api.standin import StandinStore, seed_store
+from orderpipe.stripe_api.standin import samples as s
+from orderpipe.stripe_api.standin.events import (
     encode_event,
     fulfilment_events,
     order_event,

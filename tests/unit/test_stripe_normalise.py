@@ -12,9 +12,9 @@ from stdnum.eu import vat
 
 from orderpipe.money import to_decimal
 from orderpipe.order import Order
-from orderpipe.stripe_normalise import normalise, reconcile_lines
-from orderpipe.stripe_standin import samples
-from orderpipe.stripe_standin.samples import SampleOrder, sample_orders
+from orderpipe.stripe_api.normalise import normalise, reconcile_lines
+from orderpipe.stripe_api.standin import samples
+from orderpipe.stripe_api.standin.samples import SampleOrder, sample_orders
 
 NOW = 1_790_000_000
 

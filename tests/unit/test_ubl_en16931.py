@@ -10,9 +10,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from lxml import etree
 
-from orderpipe.invoice_doc import InvoiceDocument, build_invoice
+from orderpipe.invoicing.document import InvoiceDocument, build_invoice
+from orderpipe.invoicing.ubl import NS_CAC, NS_CBC, PEPPOL_CUSTOMIZATION_ID, render_ubl
 from orderpipe.order import Order
-from orderpipe.ubl import NS_CAC, NS_CBC, PEPPOL_CUSTOMIZATION_ID, render_ubl
 from tests.en16931 import load_fatal_rules
 from tests.unit.invoice_samples import FI_RATE, ISSUE_DATE, SELLER, Item, carts, make_order, sample_orders
 

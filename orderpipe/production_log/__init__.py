@@ -1,0 +1,2 @@
+"""The production log step's connectors: embedded (``local``) and Airtable (``airtable``).
+"""
