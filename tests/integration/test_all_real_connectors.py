@@ -27,7 +27,6 @@ from orderpipe.stripe_api.standin import StandinStore
 from orderpipe.stripe_api.standin.samples import FI_CONSUMER, SE_CUSTOMER
 from orderpipe.tables import Invoice
 from tests.flow_env import add_order_copy, flow_settings
-from tests.prefect_server import flow_test_server
 from tests.standins.airtable import AirtableStandIn
 from tests.standins.mailgun import MailgunStandIn
 from tests.standins.netvisor import CREDENTIALS, NetvisorStandIn
@@ -52,10 +51,9 @@ CALLBACK_SECRET = "cb_allreal_secret_0123"
 ALL_COMPLETED = "completed: " + ", ".join(ledger.STEPS)
 
 
-@pytest.fixture(scope="module")
-def allreal_prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with flow_test_server(tmp_path_factory.mktemp("prefect-allreal")) as api:
-        yield api
+@pytest.fixture
+def allreal_prefect_api(prefect_api: str) -> str:
+    return prefect_api  # the session's flow-test server (tests/integration/conftest.py)
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,6 @@ from orderpipe.db import get_engine
 from orderpipe.stripe_api.standin import StandinStore
 from orderpipe.stripe_api.standin.samples import add_free_order
 from tests.flow_env import flow_settings
-from tests.prefect_server import flow_test_server
 from tests.signing import event, sign
 from tests.standins.stripe import running_standin
 from webhook.app import create_app
@@ -46,12 +45,6 @@ def test_free_checkout_is_accepted_under_its_session_id(any_db_url: str) -> None
     row = ledger.get_order(get_engine(any_db_url), FREE)
     assert row is not None and row.dispatch == "pending"
     assert set(ledger.steps_of(get_engine(any_db_url), FREE).values()) == {"pending"}
-
-
-@pytest.fixture(scope="module")
-def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with flow_test_server(tmp_path_factory.mktemp("prefect")) as api:
-        yield api
 
 
 @pytest.fixture

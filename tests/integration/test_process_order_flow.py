@@ -31,14 +31,7 @@ from orderpipe.stripe_api.standin import SAMPLE_ORDER_IDS, StandinStore
 from orderpipe.stripe_api.standin.samples import FI_CONSUMER, JP_YEN, SE_CUSTOMER
 from orderpipe.tables import CrmDeal, EmailSent, Invoice, OrderRecord, ProductionLogEntry, Shipment
 from tests.flow_env import add_order_copy, flow_settings
-from tests.prefect_server import flow_test_server
 from tests.standins.stripe import running_standin
-
-
-@pytest.fixture(scope="module")
-def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with flow_test_server(tmp_path_factory.mktemp("prefect")) as api:
-        yield api
 
 
 @pytest.fixture

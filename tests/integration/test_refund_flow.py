@@ -39,19 +39,12 @@ from orderpipe.stripe_api.standin.events import object_event, order_event, signe
 from orderpipe.stripe_api.standin.samples import FI_CONSUMER, SE_CUSTOMER, sample_orders
 from orderpipe.tables import CreditNoteRecord, CrmDeal, EmailSent, Event, Invoice, ProductionLogEntry, Shipment
 from tests.flow_env import add_order_copy, flow_settings
-from tests.prefect_server import flow_test_server
 from tests.standins.stripe import running_standin
 from webhook.app import create_app
 
 SECRET = "whsec_flow_tests"
 NS = {"cbc": "urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2",
       "cac": "urn:oasis:names:specification:ubl:schema:xsd:CommonAggregateComponents-2"}
-
-
-@pytest.fixture(scope="module")
-def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with flow_test_server(tmp_path_factory.mktemp("prefect")) as api:
-        yield api
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,13 +21,6 @@ from orderpipe.db import get_engine
 from orderpipe.settings import load_settings
 from orderpipe.step_locks import OrderStepLocks
 from tests.conftest import REPO
-from tests.prefect_server import flow_test_server
-
-
-@pytest.fixture(scope="module")
-def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with flow_test_server(tmp_path_factory.mktemp("prefect")) as api:
-        yield api
 
 
 def _locks_for(db_url: str, data_dir: Path) -> OrderStepLocks:

@@ -17,16 +17,9 @@ from orderpipe.orders import ledger
 from orderpipe.stripe_api.standin import StandinStore
 from orderpipe.stripe_api.standin.samples import FI_CONSUMER
 from tests.flow_env import add_order_copy, flow_settings
-from tests.prefect_server import flow_test_server
 from tests.standins.postnord import API_KEY, BOOK_PATH, PostNordStandIn
 from tests.standins.stripe import running_standin
 from tests.standins.wsgi_thread import Drop, Fault
-
-
-@pytest.fixture(scope="module")
-def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with flow_test_server(tmp_path_factory.mktemp("prefect")) as api:
-        yield api
 
 
 @pytest.fixture
