@@ -1,10 +1,10 @@
-# orderpipe — make install | demo | up | test | lint | bench | bench-receiver | bench-smoke
+# orderpipe — make install | demo | up | test | lint | bench | bench-receiver | bench-smoke | bench-soak
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo up test lint bench bench-receiver bench-smoke clean
+.PHONY: install demo up test lint bench bench-receiver bench-smoke bench-soak clean
 
 install: $(STAMP)
 
@@ -34,6 +34,9 @@ bench: install
 
 bench-receiver: install
 	$(BIN)/python -m benchmarks.bench --receiver $(BENCH_ARGS)
+
+bench-soak: install
+	$(BIN)/python -m benchmarks.soak $(BENCH_ARGS)
 
 bench-smoke: install
 	$(BIN)/python -m benchmarks.bench --quick $(BENCH_ARGS)
