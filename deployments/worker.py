@@ -234,6 +234,10 @@ class Worker:
             fr.state = result.state
             gc.freeze()  # the child's collector leaves the inherited heap alone: fewer copied pages
             pid = fork_run(flow, fr)
+            # Only the child needs the heap frozen. Left frozen here, whatever cyclic garbage
+            # the worker held at each fork would never be collected (measured: +31 MiB over
+            # 1,000 orders, `make bench-soak`).
+            gc.unfreeze()
             self.children[pid] = Child(pid, rid, fr.name, time.monotonic())
             self._duty("lease pid", lambda r=rid, p=pid: leases.set_pid(self.engine, r, p))
             forked = True
