@@ -1,10 +1,10 @@
-# orderpipe — make install | demo | up | test | lint | bench | bench-smoke
+# orderpipe — make install | demo | up | test | lint | bench | bench-smoke | chaos | chaos-quick
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo up test lint bench bench-smoke clean
+.PHONY: install demo up test lint bench bench-smoke chaos chaos-quick clean
 
 install: $(STAMP)
 
@@ -33,6 +33,14 @@ bench: install
 
 bench-smoke: install
 	$(BIN)/python -m benchmarks.bench --quick $(BENCH_ARGS)
+
+CHAOS_ARGS ?=
+
+chaos: install
+	$(BIN)/python -m chaos $(CHAOS_ARGS)
+
+chaos-quick: install
+	$(BIN)/python -m chaos --quick $(CHAOS_ARGS)
 
 clean:
 	rm -rf $(VENV) .orderpipe .pytest_cache

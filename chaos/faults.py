@@ -49,6 +49,11 @@ class ChaosMixin:
         self._rng = random.Random(seed)
         self._rng_lock = threading.Lock()
 
+    def start(self):  # type: ignore[no-untyped-def]
+        started = super().start()  # type: ignore[misc]
+        self._server.handle_error = lambda *_a: None  # a dropped connection is the point, not news
+        return started
+
     def _take_fault(self, path: str):  # type: ignore[no-untyped-def]
         queued = super()._take_fault(path)  # type: ignore[misc]
         if queued is not None or self.rates.off or not any(p in path for p in self.chaos_paths):

@@ -99,7 +99,8 @@ def evaluate(w: World, row: Row, ids: list[str], *, allow_needs_attention: bool 
     slack_extra = {o: n for o, n in c["slack"].items()
                    if n > sum(1 for k in c["alerts_db"] if k.startswith(f"{o}:"))}
     if slack_extra:
-        row.fail(f"alerted more than once: {slack_extra}")
+        texts = [t[:160] for t in w.slack.texts() if any(o in t for o in slack_extra)]
+        row.fail(f"alerted more than once: {slack_extra}: {texts[:4]}")
     gapless, n = w.invoice_seqs_gapless()
     if not gapless:
         row.fail(f"invoice numbers not gapless ({n} invoices)")

@@ -78,7 +78,10 @@ def fuzz_row(w: World, n: int, seed: int) -> Row:
     if res.accepted_forgeries:
         row.fail(f"{len(res.accepted_forgeries)} forgeries accepted: {res.accepted_forgeries[:3]}")
     if res.unexpected_5xx:
-        row.fail(f"{len(res.unexpected_5xx)} unexpected 5xx/no answer: {res.unexpected_5xx[:3]}")
+        kinds: dict[str, str] = {}
+        for line in res.unexpected_5xx:
+            kinds.setdefault(line.split(" ", 1)[0] + " " + line.split(": ", 1)[1][:3], line[:220])
+        row.fail(f"{len(res.unexpected_5xx)} unexpected 5xx/no answer; one of each kind: {list(kinds.values())}")
     with Session(w.engine) as s:
         recorded = s.scalars(select(OrderRecord.order_id).where(
             OrderRecord.order_id.in_(sorted(res.forged_order_ids)))).all()  # type: ignore[attr-defined]

@@ -32,13 +32,12 @@ from sqlmodel import Session
 from chaos.faults import Alerts, ChaosMailgun, ChaosPostNord, ChaosZoho, postnord_per_order
 from chaos.infra import PrefectServer, ScratchDatabases, TcpProxy
 from orderpipe.db import get_engine, migrate
-from orderpipe.stripe_standin import DEFAULT_API_KEY
 from orderpipe.stripe_standin.samples import FI_CONSUMER, clone_order
 from orderpipe.tables import AlertRecord, Invoice, OrderRecord, OrderStep, Shipment
 from tests.conftest import free_port
 from tests.standins.stripe import running_standin
 from tests.standins.zoho import CLIENT_ID, CLIENT_SECRET, REFRESH_TOKEN
-from tests.worker_stack import MAILGUN_DOMAIN, MAILGUN_KEY, SECRET, Proc, RuntimeWorld
+from tests.worker_stack import MAILGUN_DOMAIN, MAILGUN_KEY, Proc, RuntimeWorld
 
 REGION = "eu-north-1"
 AWS_SECRET = "chaos-aws-secret-0123456789abcdef"
@@ -75,7 +74,7 @@ class World:
         self.prefect = PrefectServer(self.root / "prefect", prefect_db)
         self.prefect.start()
         s.callback(self.prefect.stop)
-        stripe_base, self.store = s.enter_context(running_standin())
+        stripe_base, self.store = s.enter_context(running_standin(seed=False))
         self.stripe_base = stripe_base
         self.mailgun = s.enter_context(ChaosMailgun(self.seed + 1, MAILGUN_KEY, MAILGUN_DOMAIN))
         self.postnord = s.enter_context(ChaosPostNord(self.seed + 2))
