@@ -217,7 +217,7 @@ class World:
         with Session(self.engine) as s:
             inv = Counter(s.scalars(select(Invoice.order_id).where(Invoice.order_id.in_(ids))).all())  # type: ignore[attr-defined]
             ship = Counter(s.scalars(select(Shipment.order_id).where(Shipment.order_id.in_(ids))).all())  # type: ignore[attr-defined]
-            alerts = Counter(f"{a.order_id}:{a.step}:{a.kind}" for a in s.scalars(
+            alerts = Counter(f"{a.order_id}:{a.step}:{a.kind}:{a.dedupe_key}" for a in s.scalars(
                 select(AlertRecord).where(AlertRecord.order_id.in_(ids))))  # type: ignore[attr-defined]
         runs = Counter({o: len(rs) for o, rs in self.runs(ids).items()})
         wanted = set(ids)
