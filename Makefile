@@ -1,10 +1,10 @@
-# orderpipe — make install | demo | up | test | lint | bench | bench-receiver | bench-smoke | bench-soak
+# orderpipe — make install | demo | up | test | lint | bench | bench-receiver | bench-smoke | bench-soak | chaos | chaos-quick
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo up test lint bench bench-receiver bench-smoke bench-soak clean
+.PHONY: install demo up test lint bench bench-receiver bench-smoke bench-soak chaos chaos-quick clean
 
 install: $(STAMP)
 
@@ -40,6 +40,14 @@ bench-soak: install
 
 bench-smoke: install
 	$(BIN)/python -m benchmarks.bench --quick $(BENCH_ARGS)
+
+CHAOS_ARGS ?=
+
+chaos: install
+	$(BIN)/python -m chaos $(CHAOS_ARGS)
+
+chaos-quick: install
+	$(BIN)/python -m chaos --quick $(CHAOS_ARGS)
 
 clean:
 	rm -rf $(VENV) .orderpipe .pytest_cache
