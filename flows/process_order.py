@@ -9,6 +9,7 @@ run re-runs only what failed (the rest hits the per-order cache).
 from __future__ import annotations
 
 import logging
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -124,13 +125,22 @@ def on_crashed(flow: Any, flow_run: Any, state: Any) -> None:
 def process_order(order_id: str) -> dict[str, Any]:
     if not isinstance(order_id, str) or not order_id:
         raise TypeError(f"process-order takes the order id as a non-empty string, not {order_id!r}")
-    try:
-        return _process(order_id)
-    except OrderNotFulfilled:
-        raise  # the failing step was alerted
-    except Exception as exc:
-        _alert_outside_steps(order_id, exc)
-        raise
+    attempt = 0
+    while True:
+        try:
+            return _process(order_id)
+        except OrderNotFulfilled:
+            raise  # the failing step was alerted
+        except Exception as exc:
+            delay = outcome.outside_retry_delay(exc, attempt)
+            if delay is None:
+                _alert_outside_steps(order_id, exc)
+                raise
+            attempt += 1
+            get_run_logger().warning("order %s: %s outside the steps (%s); trying again in %.0f s (try %d), "
+                                     "completed steps are skipped", order_id, type(exc).__name__,
+                                     str(exc).splitlines()[0][:200] if str(exc) else "", delay, attempt + 1)
+            time.sleep(delay)
 
 
 def _alert_outside_steps(order_id: str, exc: BaseException) -> None:

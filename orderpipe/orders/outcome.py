@@ -98,3 +98,27 @@ def fetch_failed(order_id: str, error: str, failure: Failure, now: datetime) -> 
                    failed_step=Step.FETCH_ORDER,
                    alerts=[step_alert(order_id, Step.FETCH_ORDER, error, failure=failure, now=now)],
                    failure_message=f"order {order_id}: fetch_order failed: {error}")
+
+
+#: Seconds between tries of a run whose work outside the steps (a ledger write at its start,
+#: the artifact) met the database or another service away: about 90 s in all, so a short
+#: outage ends in a finished order, not in a run a person must re-drive.
+OUTSIDE_RETRY_DELAYS: tuple[float, ...] = (1, 2, 4, 8, 15, 30, 30)
+
+
+def outside_retry_delay(exc: BaseException, attempt: int) -> float | None:
+    """Wait this long and run again (the cached steps are skipped), or None: give up and alert.
+
+    Only for failures that pass by themselves: the database unreachable or its connection cut,
+    a service answering "try again". A value the database refuses, a bug, a bad order: never."""
+    from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
+
+    from orderpipe.db import DatabaseUnavailable
+    from orderpipe.errors import TransientError
+
+    if attempt >= len(OUTSIDE_RETRY_DELAYS):
+        return None
+    passing = isinstance(exc, (OperationalError, InterfaceError, DisconnectionError, DatabaseUnavailable,
+                               TransientError, ConnectionError, TimeoutError)) or (
+        isinstance(exc, DBAPIError) and exc.connection_invalidated)
+    return OUTSIDE_RETRY_DELAYS[attempt] if passing else None

@@ -20,8 +20,9 @@ from orderpipe.states import OrderState, StepState
 MAX_AUTO_RETRIES = 3
 #: Prefect state types of a run that reconciliation re-drives.
 REDRIVEN_STATE_TYPES = frozenset({"FAILED", "CRASHED"})
-#: Order states whose runs reconciliation looks at (``running``: the run may have died unseen).
-ORDER_STATES_TO_CHECK = (OrderState.FAILED, OrderState.RUNNING)
+#: Order states whose runs reconciliation looks at (``running``: the run may have died unseen;
+#: ``received`` with a run: it ended before its first ledger write, e.g. the database was away).
+ORDER_STATES_TO_CHECK = (OrderState.FAILED, OrderState.RUNNING, OrderState.RECEIVED)
 #: Order states whose status callback is re-sent until the shop acknowledges it.
 CALLBACK_STATES = (OrderState.COMPLETED, OrderState.FAILED)
 

@@ -51,9 +51,6 @@ def test_vendor_faults_complete_or_need_attention_never_twice(world: World) -> N
     assert row.duplicates == 0 and row.lost == 0
 
 
-@pytest.mark.xfail(strict=False, reason="receiver defects of issue 9, being fixed on the receiver branch: "
-                   "deep nesting -> 500 (RecursionError), an over-long event type or id -> 503 (Postgres "
-                   "StringDataRightTruncation answered as 'database unavailable'), dropped connections")
 def test_receiver_fuzz_no_5xx_no_forgery(world: World) -> None:
     _ok(fuzz_row(world, 400, seed=3))
 

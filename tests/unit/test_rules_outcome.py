@@ -94,3 +94,16 @@ def test_state_alerts_and_keys_follow_the_errors(errors: dict[str, str], states:
     again = outcome.decide("pi_X", errors={k: v + request_id for k, v in errors.items()}, failures={},
                            steps=steps, now=NOW)
     assert [a.dedupe_key for a in again.alerts] == [a.dedupe_key for a in ended.alerts]
+
+
+def test_a_database_away_outside_the_steps_is_tried_again_for_about_90_s_then_alerted() -> None:
+    from sqlalchemy.exc import DataError, OperationalError
+
+    from orderpipe.orders.outcome import OUTSIDE_RETRY_DELAYS, outside_retry_delay
+
+    away = OperationalError("UPDATE orders ...", {}, Exception("connection refused"))
+    delays = [outside_retry_delay(away, n) for n in range(len(OUTSIDE_RETRY_DELAYS) + 1)]
+    assert delays[:-1] == list(OUTSIDE_RETRY_DELAYS) and delays[-1] is None
+    assert 60 <= sum(OUTSIDE_RETRY_DELAYS) <= 110  # finished within the contract's 2 minutes
+    assert outside_retry_delay(DataError("INSERT ...", {}, Exception("value too long")), 0) is None
+    assert outside_retry_delay(KeyError("email"), 0) is None
