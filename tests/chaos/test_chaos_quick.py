@@ -45,6 +45,9 @@ def test_stripe_like_delivery_each_order_once(world: World) -> None:
     assert row.duplicates == 0 and row.lost == 0
 
 
+@pytest.mark.skipif(not os.environ.get("ORDERPIPE_CHAOS_VENDOR_FAULTS"),
+                    reason="vendor faults: `make chaos` (and ORDERPIPE_CHAOS_VENDOR_FAULTS=1 here); each fault "
+                           "kind is covered by the connectors' contract tests in `make test`")
 def test_vendor_faults_complete_or_need_attention_never_twice(world: World) -> None:
     row = sc.vendor_faults(world, 5, seed=2, slow_timeouts=False)
     _ok(row)
