@@ -40,6 +40,7 @@ from orderpipe.settings import Settings
 log = logging.getLogger("orderpipe.worker")
 DISPATCH_EVERY = 2.0
 WATCH_EVERY = 2.0
+FULL_COLLECT_EVERY = 100  # children reaped between full collections of the worker's own heap
 POOL_HEARTBEAT_EVERY = 30.0
 
 
@@ -71,6 +72,7 @@ class Worker:
         self.lease_seconds = s.orderpipe_lease_seconds
         self._flows: dict[Any, Any] = {}
         self._sink: Any = None
+        self._reaped = 0
 
     # ---- lifecycle -------------------------------------------------------------------
     def run(self) -> int:
@@ -294,6 +296,9 @@ class Worker:
             child = self.children.pop(pid, None)
             if child is None:
                 continue
+            self._reaped += 1
+            if self._reaped % FULL_COLLECT_EVERY == 0:
+                gc.collect()  # a full collection now and then keeps the long-lived worker's heap flat
             code = os.waitstatus_to_exitcode(status)
             log.info("%s: exit %d after %.2f s, %.3f CPU-s", child.name, code, time.monotonic() - child.started,
                      usage.ru_utime + usage.ru_stime)

@@ -99,7 +99,8 @@ def order_markdown(
     rows += [
         f"| **total charged** | | **{_money(order.amount_total, c)}** |",
         "",
-        f"**VAT:** {_money(invoice.amount_tax, c) if invoice else '-'}",
+        f"**VAT:** {_money(invoice.amount_tax, c) if invoice else '-'}"
+        + "".join(f" · _{md(note)}_" for note in (getattr(invoice, "vat_notes", None) or [])),
         f"**Tracking number:** {md(shipment.tracking_number) if shipment else '-'}"
         + (f" ([track]({_url(shipment.tracking_url)}))" if shipment and _url(shipment.tracking_url) else ""),
         f"**Label:** {_label(shipment, links.get('label')) if shipment else '-'}",

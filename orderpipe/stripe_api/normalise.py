@@ -21,9 +21,9 @@ A PaymentIntent without a Checkout Session becomes one line (its description, el
 Missing email or shipping address leave the fields ``None``: the step that needs them
 fails with a clear message, not this one.
 
-Reconciliation: the lines must add up to what was charged. When they do not (a
-session-level discount Stripe did not spread over the lines, a partial capture, a
-legacy payload), the difference is spread over the product lines (the shipping line
+Reconciliation: the lines must add up to what was charged (``check_adds_up``: only
+rounding and a session-level discount Stripe reports may explain a difference; anything
+else stops the order). A difference they explain is spread over the product lines (the shipping line
 only when there are no product lines) in proportion to their ``amount_total``, using
 largest remainders so the result is exact; each adjusted line's ``amount_discount`` grows
 by what it lost (shrinks if the difference is positive) and its ``amount_tax`` is scaled by
@@ -38,6 +38,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from orderpipe.errors import OrderDataError
 from orderpipe.money import round_div
 from orderpipe.order import Address, Order, OrderLine
 
@@ -67,6 +68,8 @@ def normalise(
             lines.append(shipping_line)
         if not lines:
             lines = [_bare_line(pi, charged)]
+        check_adds_up(order_id, lines, charged, currency, _int((session.get("total_details") or {}).get(
+            "amount_discount")))
         lines = reconcile_lines(lines, charged)
         totals = session.get("total_details") or {}
         amount_tax = _int(totals.get("amount_tax"))
@@ -131,6 +134,25 @@ def normalise_free(session: Json, line_items: list[dict[str, Any]], customer: Js
                "currency": session.get("currency"), "created": session.get("created"),
                "livemode": session.get("livemode"), "customer": session.get("customer"), "metadata": {}}
     return normalise(charged, session, line_items, customer)
+
+
+def check_adds_up(order_id: str, lines: list[OrderLine], charged: int, currency: str, reported_discount: int) -> None:
+    """Stripe's lines and shipping must come to what was charged, give or take rounding (a
+    minor unit per line) and a discount Stripe reports at the session level but did not put
+    on the lines (``total_details.amount_discount``): the only reasons lines may differ from
+    their prices. Anything else (a partial capture, a shipping cost that is not this order's)
+    stops the order here with a clear message, instead of being stretched into an invoice."""
+    listed = sum(line.amount_total for line in lines)
+    diff = charged - listed
+    unspread = max(0, reported_discount - sum(line.amount_discount for line in lines))
+    tolerance = max(1, len(lines))
+    if -unspread - tolerance <= diff <= tolerance:
+        return
+    raise OrderDataError(
+        f"order {order_id}: Stripe's lines and shipping come to {listed} but {charged} was charged "
+        f"({currency.upper()} minor units, {diff:+}), more than rounding or a reported discount "
+        f"({unspread}) explains; nothing was fulfilled. Check the order in the Stripe Dashboard "
+        "(a partial capture? a wrong shipping rate?), then `orderpipe replay` it once it adds up")
 
 
 def reconcile_lines(lines: list[OrderLine], charged: int) -> list[OrderLine]:

@@ -47,3 +47,13 @@ def test_a_tracking_link_only_for_an_http_url() -> None:
     assert '<a href="https://t.example/?id=0037">track</a>' in render(order(), shipment=ok)
     bad = ok.model_copy(update={"tracking_url": "javascript:alert(1)"})
     assert "javascript:" not in render(order(), shipment=bad)
+
+
+def test_a_vat_note_of_the_invoice_is_on_the_artifact() -> None:
+    from orderpipe.connectors.base import InvoiceResult
+
+    invoice = InvoiceResult(invoice_number="2026-000007", issue_date="2026-05-10", currency="eur", amount_total=4400,
+                            amount_tax=400, created=True,
+                            vat_notes=["buyer VAT id DE123456788 failed its check digit: taxed as a consumer"])
+    markdown = order_markdown(order(), steps={}, crm=None, shipment=None, invoice=invoice, email=None, errors={})
+    assert "DE123456788 failed its check digit: taxed as a consumer" in markdown

@@ -321,7 +321,8 @@ def test_shipping_from_total_details_when_no_shipping_cost() -> None:
 
 def test_undistributed_discount_is_spread_over_product_lines() -> None:
     sample = _sample(samples.FI_CONSUMER)
-    sample.payment_intent["amount_received"] = 8735 - 500  # e.g. a session-level discount not on the lines
+    sample.payment_intent["amount_received"] = 8735 - 500  # a session-level discount not on the lines...
+    sample.session["total_details"]["amount_discount"] = 500  # type: ignore[index]  # ...that Stripe reports
     order = _order(sample)
     assert order.amount_total == 8235
     assert order.lines_total() == 8235
@@ -349,3 +350,20 @@ def test_session_without_line_items_falls_back_to_one_line() -> None:
     sample.payment_intent["description"] = "Posters"
     order = normalise(sample.payment_intent, sample.session, [], None)
     assert [(line.description, line.amount_total) for line in order.lines] == [("Posters", 54700)]
+
+
+def test_lines_that_do_not_add_up_to_the_charge_stop_the_order_with_a_clear_message() -> None:
+    from orderpipe.errors import OrderDataError
+
+    sample = _sample(samples.FI_CONSUMER)
+    sample.session["shipping_cost"]["amount_total"] = 1117121693  # type: ignore[index]  # Stripe's own fixture
+    sample.session["shipping_cost"]["amount_subtotal"] = 1117121693  # type: ignore[index]
+    with pytest.raises(OrderDataError, match="lines and shipping come to .* was charged"):
+        _order(sample)
+    sample = _sample(samples.FI_CONSUMER)
+    sample.payment_intent["amount_received"] = 8735 - 500  # a partial capture nobody reported as a discount
+    with pytest.raises(OrderDataError, match="nothing was fulfilled"):
+        _order(sample)
+    sample = _sample(samples.FI_CONSUMER)
+    sample.payment_intent["amount_received"] = 8735 - 1  # rounding: fine, spread exactly
+    assert _order(sample).lines_total() == 8734
