@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import Engine, select
 
 from orderpipe.connectors.base import CrmResult
+from orderpipe.crm import refund_stage
 from orderpipe.db import insert_ignore, ping, session_scope
 from orderpipe.errors import OrderDataError
 from orderpipe.order import Order
@@ -46,8 +47,7 @@ class LocalCrm:
         """The order's deal after a refund or lost dispute: its stage names the payment status.
 
         Idempotent (sets, never adds); False when the order has no deal (never fulfilled)."""
-        stage = {"refunded": "Refunded", "partially_refunded": "Partially refunded",
-                 "disputed": "Disputed"}.get(payment_status, "Closed Won")
+        stage = refund_stage(payment_status)
         with session_scope(self.engine) as s:
             deal = s.scalars(select(CrmDeal).where(CrmDeal.order_id == order_id)).first()
             if deal is None:

@@ -6,7 +6,15 @@ Calls for a new order (the access token is cached, see ``zoho_tokens``):
 2. ``POST /crm/v8/Contacts/upsert`` with ``duplicate_check_fields: ["Email"]``
 3. ``POST /crm/v8/Deals/upsert`` with ``duplicate_check_fields: ["Stripe_PaymentIntent"]``
 
-A repeat (crash after Zoho answered, replay) stops at step 1 and writes nothing. The deal
+A repeat (crash after Zoho answered, replay) stops at step 1 and writes nothing.
+
+After a refund or lost dispute (``record_refund``) the order's deal gets the Stage naming the
+payment status ("Refunded", "Partially refunded"): the same search finds the deal, then, only
+when its Stage differs, ``POST /crm/v8/Deals/upsert`` keyed on ``Stripe_PaymentIntent`` (the
+update vendor-apis.md documents) with the Stage and the deal's own ``Deal_Name`` and
+``Closing_Date`` as Zoho has them (whether an upsert that updates needs the layout's mandatory
+fields is unconfirmed [U]; sending their current values changes nothing). A repeat finds the
+Stage already set and writes nothing; no deal (none found) writes nothing either. The deal
 upsert keyed on the PaymentIntent is what makes a duplicate impossible even when the search
 misses (two runs at once, search index lag): the org needs a custom Deals field
 ``Stripe_PaymentIntent`` set to "Do not allow duplicate values". Searching first keeps a
@@ -29,6 +37,7 @@ from sqlalchemy import Engine
 from orderpipe.connectors.base import CrmResult
 from orderpipe.connectors.json_body import JSON_HEADERS, dumps
 from orderpipe.connectors.vendor_http import DEFAULT_TIMEOUT, Throttle, call, make_client, no_throttle
+from orderpipe.crm import refund_stage
 from orderpipe.crm.zoho_tokens import ZohoTokens
 from orderpipe.errors import OrderDataError, PermanentError, StepError, TransientError
 from orderpipe.money import to_decimal
@@ -105,6 +114,33 @@ class ZohoCrm:
         log.info("zoho: order %s -> contact %s, deal %s (%s)", order.order_id, contact_id, deal_id,
                  "created" if created else "existing")
         return CrmResult(contact_id=contact_id, deal_id=deal_id, created=created)
+
+    def record_refund(self, order_id: str, payment_status: str, refunded_amount: int) -> bool:
+        """The order's deal after a refund or lost dispute: its Stage names the payment status.
+
+        Idempotent (sets the Stage, writes nothing when it is already set); False when Zoho has
+        no deal for the order. Errors as ``record_order``'s (transient: retried)."""
+        stage = refund_stage(payment_status)
+        try:
+            deal = self._find_deal(order_id)
+            if deal is None:
+                log.warning("zoho: no deal carries %s=%s; stage %r not set", self._deal_key, order_id, stage)
+                return False
+            if deal.get("Stage") == stage:
+                log.info("zoho: deal %s of order %s is already %r; nothing written", deal["id"], order_id, stage)
+                return True
+            fields: dict[str, Any] = {self._deal_key: order_id, "Stage": stage}
+            fields |= {k: deal[k] for k in ("Deal_Name", "Closing_Date") if deal.get(k) not in (None, "")}
+            body = {"data": [fields], "duplicate_check_fields": [self._deal_key], "trigger": []}
+            response = self._request("POST", "/Deals/upsert", content=dumps(body), headers=JSON_HEADERS)
+            record = _only_record(response, "deal stage update")
+            if record.get("action") != "update":
+                raise PermanentError(f"zoho deal stage update: deal {deal['id']} was not updated "
+                                     f"(action {record.get('action')!r})")
+        except StepError as exc:
+            raise _for_order(exc, order_id) from exc
+        log.info("zoho: deal %s of order %s -> stage %r (refunded %s)", deal["id"], order_id, stage, refunded_amount)
+        return True
 
     def check(self) -> None:
         response = self._request("GET", "/users", params={"type": "CurrentUser"})

@@ -321,3 +321,56 @@ def test_check_makes_no_writes(zoho: ZohoStandIn, make_crm: Callable[..., ZohoCr
 def test_check_with_a_bad_client_fails_permanently(zoho: ZohoStandIn, make_crm: Callable[..., ZohoCrm]) -> None:
     with pytest.raises(PermanentError, match="invalid_client"):
         make_crm(ZOHO_CLIENT_ID="1000.OTHER").check()
+
+
+def test_refund_moves_the_deals_stage_and_a_repeat_writes_nothing(zoho: ZohoStandIn,
+                                                                  make_crm: Callable[..., ZohoCrm]) -> None:
+    crm = make_crm()
+    deal_id = crm.record_order(paid_order()).deal_id
+    before = dict(zoho.records["Deals"][deal_id])
+    zoho.requests.clear()
+
+    assert crm.record_refund("pi_3ContractTest001", "partially_refunded", 1000) is True
+
+    assert [(r.method, r.path) for r in zoho.requests] == [("GET", "/crm/v8/Deals/search"),
+                                                           ("POST", "/crm/v8/Deals/upsert")]
+    search, update = zoho.requests
+    assert search.query == {"criteria": "(Stripe_PaymentIntent:equals:pi_3ContractTest001)"}
+    assert update.json() == {"data": [{"Stripe_PaymentIntent": "pi_3ContractTest001", "Stage": "Partially refunded",
+                                       "Deal_Name": before["Deal_Name"], "Closing_Date": before["Closing_Date"]}],
+                             "duplicate_check_fields": ["Stripe_PaymentIntent"], "trigger": []}
+    after = zoho.records["Deals"][deal_id]
+    assert after["Stage"] == "Partially refunded"
+    assert {k: v for k, v in after.items() if k not in ("Stage", "Modified_Time")} == {
+        k: v for k, v in before.items() if k not in ("Stage", "Modified_Time")}
+
+    # a repeat (retry, replayed run) only searches: nothing else changes
+    settled = dict(after)
+    zoho.requests.clear()
+    assert make_crm().record_refund("pi_3ContractTest001", "partially_refunded", 1000) is True
+    assert [(r.method, r.path) for r in zoho.requests] == [("GET", "/crm/v8/Deals/search")]
+    assert zoho.records["Deals"][deal_id] == settled and len(zoho.records["Deals"]) == 1
+
+    assert crm.record_refund("pi_3ContractTest001", "refunded", 5390) is True
+    assert zoho.records["Deals"][deal_id]["Stage"] == "Refunded" and len(zoho.records["Deals"]) == 1
+
+
+def test_refund_of_an_order_without_a_deal_writes_nothing(zoho: ZohoStandIn,
+                                                          make_crm: Callable[..., ZohoCrm]) -> None:
+    assert make_crm().record_refund("pi_3NoDealHere", "refunded", 100) is False
+    assert zoho.writes() == [] and zoho.records["Deals"] == {}
+
+
+def test_refund_stage_update_errors_are_mapped(zoho: ZohoStandIn, make_crm: Callable[..., ZohoCrm]) -> None:
+    crm = make_crm()
+    deal_id = crm.record_order(paid_order()).deal_id
+    zoho.inject(ZohoStandIn.too_many_requests(retry_after=7, path_contains="/Deals/upsert"))
+    with pytest.raises(TransientError) as caught:
+        crm.record_refund("pi_3ContractTest001", "refunded", 5390)
+    assert caught.value.retry_after == 7 and "crm (zoho) for order pi_3ContractTest001" in str(caught.value)
+    zoho.inject(ZohoStandIn.record_error("INVALID_DATA", "Stage", path_contains="/Deals/upsert"))
+    with pytest.raises(PermanentError, match="pi_3ContractTest001.*INVALID_DATA.*Stage"):
+        crm.record_refund("pi_3ContractTest001", "refunded", 5390)
+    assert zoho.records["Deals"][deal_id]["Stage"] == "Closed Won"
+    assert crm.record_refund("pi_3ContractTest001", "refunded", 5390) is True
+    assert zoho.records["Deals"][deal_id]["Stage"] == "Refunded"

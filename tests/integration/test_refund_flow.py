@@ -39,6 +39,7 @@ from orderpipe.stripe_api.standin.events import object_event, order_event, signe
 from orderpipe.stripe_api.standin.samples import FI_CONSUMER, SE_CUSTOMER, sample_orders
 from orderpipe.tables import CreditNoteRecord, CrmDeal, EmailSent, Event, Invoice, ProductionLogEntry, Shipment
 from tests.flow_env import add_order_copy, flow_settings
+from tests.standins.shop_callback import ShopCallbackStandIn
 from tests.standins.stripe import running_standin
 from webhook.app import create_app
 
@@ -183,6 +184,31 @@ def test_partial_refunds_each_get_their_credit_note(world: dict[str, Any]) -> No
     assert [(n["amount"], n["refund_id"]) for n in st["credit_notes"]] == [(1000, first["id"]), (555, second["id"])]
     assert len({n["number"] for n in st["credit_notes"]}) == 2
     assert count(w["db"], Invoice) == 1
+
+
+def test_two_partial_refunds_send_two_status_callbacks_each_with_its_refunded_amount(
+        world: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    w, store = world, world["store"]
+    order_id = "pi_3TestRefundCallback1"
+    with ShopCallbackStandIn() as shop:
+        monkeypatch.setenv("ORDERPIPE_STATUS_CALLBACK_URL", shop.callback_url)
+        monkeypatch.setenv("ORDERPIPE_STATUS_CALLBACK_SECRET", shop.secret)
+        process_services.cache_clear()
+        fulfilled(w, SE_CUSTOMER, order_id)
+        first, second = store.add_refund(order_id, 1000), store.add_refund(order_id, 555)
+        for r in (first, second):
+            assert deliver(w["client"], object_event(store, r["id"], "refund.created"))["status"] == "accepted"
+            assert process_refund(refund_id=r["id"])["state"] == "completed"
+        assert process_refund(refund_id=second["id"])["state"] == "completed"  # a replay sends nothing new
+    refunds = [d for d in shop.deliveries if d.body["status"] != "fulfilled"]
+    assert [(d.body["status"], d.body["refunded_amount"], d.idempotency_key) for d in refunds] == [
+        ("partially_refunded", 1000, f"{order_id}-partially_refunded-{first['id']}"),
+        ("partially_refunded", 1555, f"{order_id}-partially_refunded-{second['id']}")]
+    assert all(d.body["order_id"] == order_id and d.body["invoice_number"] for d in refunds)
+    assert list(refunds[0].body) == ["order_id", "status", "tracking_number", "invoice_number", "failed_step",
+                                     "occurred_at", "refunded_amount"]
+    [done] = [d for d in shop.deliveries if d.body["status"] == "fulfilled"]
+    assert "refunded_amount" not in done.body
 
 
 def test_refund_arriving_while_the_order_runs_waits_for_the_invoice_then_credits(world: dict[str, Any]) -> None:
