@@ -3,8 +3,8 @@
 
 fetch_refund (read back from Stripe) -> refund_order (the order as Stripe has it) ->
 credit_note (waits for the order's invoice) -> crm_refund, production_log_refund,
-email_credit_note (concurrently) -> status callback (``refunded`` | ``partially_refunded``, once per refund, with the
-refunded amount so far)
+email_credit_note (concurrently) -> status callback (``refunded`` | ``partially_refunded``: the
+contract's one per order and status, so a second partial refund does not repeat it)
 -> the order's artifact rewritten with payment status, refunded amount and credit notes.
 
 Outcomes (the refund row's ``state``):
@@ -137,9 +137,7 @@ def process_refund(refund_id: str) -> dict[str, Any]:
     if svc.status_callback is not None and payment["payment_status"] in ("refunded", "partially_refunded"):
         status_callback.submit(callback_payload(row.order_id, payment["payment_status"],
                                                 tracking_number=row.tracking_number,
-                                                invoice_number=row.invoice_number,
-                                                refunded_amount=payment["refunded_amount"]),
-                               refund_id=refund_id).wait()
+                                                invoice_number=row.invoice_number)).wait()
     note = (f"Credit note {cn.number} for {info.kind} {refund_id}." if cn is not None
             else f"{info.kind.capitalize()} {refund_id}: the order was cancelled before it was invoiced; "
                  "nothing to credit.")

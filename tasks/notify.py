@@ -16,9 +16,8 @@ def ops_alert(alert: Alert) -> bool:
 
 
 @task(name="status_callback", task_run_name=run_name("status_callback"), **RETRY)  # type: ignore[call-overload]
-def status_callback(payload: dict[str, object], refund_id: str | None = None) -> None:
-    """Tell the shop's API the order's status (signed, idempotent by order + status; a refund's
-    status by refund + status)."""
+def status_callback(payload: dict[str, object]) -> None:
+    """Tell the shop's API the order's status (signed, idempotent by order + status)."""
     svc = process_services()
     if svc.status_callback is not None:
-        svc.status_callback.notify(payload, refund_id=refund_id)
+        svc.status_callback.notify(payload)

@@ -11,20 +11,13 @@ and the headers
 - ``X-Orderpipe-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256("<t>.<raw body>")>`` keyed
   with ``ORDERPIPE_STATUS_CALLBACK_SECRET`` (Stripe's scheme; ``verify_signature`` is the
   shop side), freshly signed on every attempt;
-- ``Idempotency-Key: <order id>-<status>`` (a refund's: ``<order id>-<status>-<refund id>``),
-  the same on every attempt, so a shop can drop a redelivery.
+- ``Idempotency-Key: <order id>-<status>``, the same on every attempt, so a shop can drop a
+  redelivery.
 
-After a refund (contract: "Refunds, disputes, cancellations") one callback per refund, not
-per order and status, so a second partial refund is told too: ``status`` ``refunded`` |
-``partially_refunded`` and one more field, ``refunded_amount`` (the order's refunded total so
-far, in the currency's minor units, as in ``orderpipe status --json``); ``notify`` then needs
-the ``refund_id``.
-
-Idempotent by order + status (a refund's: refund id + status) through the ``status_callbacks``
-table (``CallbackSent``; a refund's row carries the refund id in ``order_id``, as the credit
-note email is sent for the refund id): a row is written once the shop answered 2xx, and an
-order/status with a row is never sent again. A crash between the shop's 2xx and the row
-means one redelivery with the same Idempotency-Key.
+Idempotent by order + status through the ``status_callbacks`` table (``CallbackSent``): a
+row is written once the shop answered 2xx, and an order/status with a row is never sent
+again. A crash between the shop's 2xx and the row means one redelivery with the same
+Idempotency-Key.
 
 Failure policy (decided): the contract says "retried until the shop answers 2xx", so every
 non-2xx answer, timeout and connection error is a TransientError; nothing is permanent,
@@ -55,10 +48,9 @@ from orderpipe.tables import CallbackSent, utcnow
 
 SIGNATURE_HEADER = "X-Orderpipe-Signature"
 ORDER_STATUSES = ("fulfilled", "failed")
-REFUND_STATUSES = ("refunded", "partially_refunded")
+REFUND_STATUSES = ("refunded", "partially_refunded")  # sent by the refund flow (contract: "Refunds, ...")
 STATUSES = ORDER_STATUSES + REFUND_STATUSES
 FIELDS = ("order_id", "status", "tracking_number", "invoice_number", "failed_step", "occurred_at")
-REFUND_FIELDS = ("refunded_amount",)
 
 
 class CallbackRejected(TransientError):
@@ -71,17 +63,12 @@ class CallbackRejected(TransientError):
 
 def callback_payload(order_id: str, status: str, *, tracking_number: str | None = None,
                      invoice_number: str | None = None, failed_step: str | None = None,
-                     occurred_at: datetime | None = None, refunded_amount: int | None = None) -> dict[str, Any]:
-    """The contract's body for one status change (``occurred_at`` defaults to now, UTC).
-
-    ``refunded_amount`` (minor units) only for a refund's status, where it is required."""
+                     occurred_at: datetime | None = None) -> dict[str, Any]:
+    """The contract's body for one status change (``occurred_at`` defaults to now, UTC)."""
     when = (occurred_at or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
-    payload: dict[str, Any] = {"order_id": order_id, "status": status, "tracking_number": tracking_number,
-                               "invoice_number": invoice_number, "failed_step": failed_step,
-                               "occurred_at": when.strftime("%Y-%m-%dT%H:%M:%SZ")}
-    if refunded_amount is not None:
-        payload["refunded_amount"] = refunded_amount
-    return payload
+    return {"order_id": order_id, "status": status, "tracking_number": tracking_number,
+            "invoice_number": invoice_number, "failed_step": failed_step,
+            "occurred_at": when.strftime("%Y-%m-%dT%H:%M:%SZ")}
 
 
 def sign(raw: bytes, secret: str, timestamp: int | None = None) -> str:
@@ -136,32 +123,25 @@ class StatusCallbackClient:
         if not self._secret:
             raise PermanentError("ORDERPIPE_STATUS_CALLBACK_SECRET is not set: callbacks are always signed")
 
-    def notify(self, payload: dict[str, Any], *, refund_id: str | None = None) -> bool:
-        """Deliver one status change; True when sent now, False when off or already acknowledged.
-
-        A refund's status (``refunded`` | ``partially_refunded``) is sent once per ``refund_id``."""
+    def notify(self, payload: dict[str, Any]) -> bool:
+        """Deliver one status change; True when sent now, False when off or already acknowledged."""
         if self._url is None:
             return False
         body = _body(payload)
         order_id, status = body["order_id"], body["status"]
-        if (status in REFUND_STATUSES) != bool(refund_id):
-            raise ValueError(f"status callback {status!r} needs a refund_id exactly when it is a refund's status")
-        sent_for = refund_id or order_id
-        if self._acknowledged(sent_for, status):
+        if self._acknowledged(order_id, status):
             return False
         self.check()
         raw = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-        where = (f"order {order_id}" + (f", refund {refund_id}" if refund_id else "")
-                 + f", step status_callback ({status}): {self._method} {_safe(self._url)}")
-        key = f"{order_id}-{status}" + (f"-{refund_id}" if refund_id else "")
-        headers = {SIGNATURE_HEADER: sign(raw, self._secret), "Idempotency-Key": key}
+        where = f"order {order_id}, step status_callback ({status}): {self._method} {_safe(self._url)}"
+        headers = {SIGNATURE_HEADER: sign(raw, self._secret), "Idempotency-Key": f"{order_id}-{status}"}
         response = request(where, self._client, self._method, self._url, content=raw, headers=headers)
         if not response.is_success:
             reason = response.text.strip()[:200] or "(empty body)"
             raise CallbackRejected(f"{where} -> HTTP {response.status_code}: {reason}",
                                    status_code=response.status_code, retry_after=retry_after_seconds(response))
         with session_scope(self._engine) as session:
-            insert_ignore(session, CallbackSent, {"order_id": sent_for, "status": status, "sent_at": utcnow()})
+            insert_ignore(session, CallbackSent, {"order_id": order_id, "status": status, "sent_at": utcnow()})
         return True
 
     def _acknowledged(self, order_id: str, status: str) -> bool:
@@ -171,19 +151,14 @@ class StatusCallbackClient:
 
 def _body(payload: dict[str, Any]) -> dict[str, Any]:
     """The contract's fields in the contract's order; a wrong payload is a programming error."""
-    refund = payload.get("status") in REFUND_STATUSES
-    fields = FIELDS + (REFUND_FIELDS if refund else ())
-    unknown = set(payload) - set(fields)
+    unknown = set(payload) - set(FIELDS)
     if unknown:
         raise ValueError(f"status callback payload has unknown fields {sorted(unknown)}")
     if not payload.get("order_id") or payload.get("status") not in STATUSES:
         raise ValueError(f"status callback payload needs order_id and status in {STATUSES}")
     if not payload.get("occurred_at"):
         raise ValueError("status callback payload needs occurred_at (use callback_payload())")
-    amount = payload.get("refunded_amount")
-    if refund and (not isinstance(amount, int) or isinstance(amount, bool) or amount < 0):
-        raise ValueError("a refund's status callback needs refunded_amount (minor units, an int >= 0)")
-    body = {name: payload.get(name) for name in fields}
+    body = {name: payload.get(name) for name in FIELDS}
     if isinstance(body["occurred_at"], datetime):
         body["occurred_at"] = callback_payload("x", "failed", occurred_at=body["occurred_at"])["occurred_at"]
     return body
