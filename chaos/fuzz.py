@@ -202,7 +202,15 @@ class Fuzzer:
             method, _, rel = path.partition(" ")
             url = self.base + rel
             try:
-                r = client.request(method, url, content=body, headers=headers)
+                try:
+                    r = client.request(method, url, content=body, headers=headers)
+                except httpx.RemoteProtocolError:
+                    # A kept-alive connection the server had just closed (gunicorn closes one after
+                    # answering a request it could not parse): as any HTTP client, and as Stripe
+                    # does, send it again on a new connection; a second failure counts.
+                    client.close()
+                    client = local.client = httpx.Client(timeout=30)
+                    r = client.request(method, url, content=body, headers=headers)
                 status = r.status_code
                 answer = r.text[:200]
             except (httpx.InvalidURL, httpx.LocalProtocolError, UnicodeEncodeError):

@@ -44,6 +44,10 @@ def fork_run(flow: Any, flow_run: Any) -> int:
     code = ERROR
     try:
         os.setpgid(0, 0)
+        if os.environ.get("ORDERPIPE_TRACEMALLOC"):
+            import tracemalloc
+
+            tracemalloc.stop()  # only the worker's own heap is traced
         _die_with_parent(parent)
         signal.set_wakeup_fd(-1)
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD):

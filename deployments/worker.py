@@ -73,6 +73,11 @@ class Worker:
         self._flows: dict[Any, Any] = {}
         self._sink: Any = None
         self._reaped = 0
+        self._memory_base: Any = None
+        if os.environ.get("ORDERPIPE_TRACEMALLOC"):
+            import tracemalloc
+
+            tracemalloc.start(12)
 
     # ---- lifecycle -------------------------------------------------------------------
     def run(self) -> int:
@@ -299,6 +304,7 @@ class Worker:
             self._reaped += 1
             if self._reaped % FULL_COLLECT_EVERY == 0:
                 gc.collect()  # a full collection now and then keeps the long-lived worker's heap flat
+                self._trace_memory()
             code = os.waitstatus_to_exitcode(status)
             log.info("%s: exit %d after %.2f s, %.3f CPU-s", child.name, code, time.monotonic() - child.started,
                      usage.ru_utime + usage.ru_stime)
@@ -309,6 +315,22 @@ class Worker:
             self._duty("recovery", lambda c=child, h=how: self.recovery.recover(
                 c.flow_run_id, f"its process on worker {self.name} {h}"))
         return ended
+
+    def _trace_memory(self) -> None:
+        """`ORDERPIPE_TRACEMALLOC=1`: log where the worker's own heap grew since its first run
+        (a diagnostic for `make bench-soak`; the forked runs do not trace)."""
+        import tracemalloc
+
+        if not tracemalloc.is_tracing():
+            return
+        now = tracemalloc.take_snapshot().filter_traces([tracemalloc.Filter(False, tracemalloc.__file__)])
+        if self._memory_base is None:
+            self._memory_base = now
+            return
+        top = now.compare_to(self._memory_base, "traceback")[:8]
+        log.info("worker heap after %d runs, growth since run %d:\n%s", self._reaped, FULL_COLLECT_EVERY,
+                 "\n".join(f"{d.size_diff / 1024:+.0f} KiB {d.count_diff:+d} blocks\n    "
+                           + "\n    ".join(d.traceback.format()[-6:]) for d in top))
 
     def _watch(self) -> None:
         """One read of the pool's active runs: stop cancelled children; now and then, re-drive

@@ -31,7 +31,6 @@ from orderpipe.settings import Settings, SettingsError, load_settings
 from orderpipe.stripe_api.standin import StandinStore
 from orderpipe.stripe_api.standin.samples import FI_CONSUMER
 from tests.flow_env import flow_settings
-from tests.prefect_server import flow_test_server
 from tests.standins.s3 import MotoS3
 from tests.standins.stripe import running_standin
 
@@ -40,10 +39,11 @@ AWS_KEY, AWS_SECRET = "testing", "testing-secret"
 CACHED_STEPS = ("crm", "production_log", "shipment", "invoice", "email")
 
 
-@pytest.fixture(scope="module")
-def results_prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with flow_test_server(tmp_path_factory.mktemp("prefect-results")) as api:
-        yield api
+@pytest.fixture
+def results_prefect_api(prefect_api: str) -> str:
+    """The session's flow-test server: in-process runs ship their events through one
+    process-wide events client, so every in-process flow test talks to the same server."""
+    return prefect_api
 
 
 @pytest.fixture(scope="module")
