@@ -12,6 +12,7 @@ each lives one run.
 from __future__ import annotations
 
 import argparse
+import os
 import secrets
 import shutil
 import tempfile
@@ -117,7 +118,10 @@ def run(orders: int, rate: float, database: str, pg_base: str) -> int:
         standin.stop()
         if pg is not None:
             pg.drop_all()
-        shutil.rmtree(data_dir, ignore_errors=True)
+        if os.environ.get("BENCH_KEEP"):  # logs/worker.log: the worker's own lines (ORDERPIPE_TRACEMALLOC=1)
+            say(f"data dir kept: {data_dir}")
+        else:
+            shutil.rmtree(data_dir, ignore_errors=True)
 
 
 def _completed(api: PrefectApi, names: list[str]) -> int:
