@@ -65,19 +65,13 @@ _KEEP: list[object] = []
 
 
 def _prefect_models(_settings: Settings) -> None:
-    from datetime import UTC, datetime
     from typing import Any
-    from uuid import uuid4
 
     from prefect.client.schemas import OrchestrationResult
-    from prefect.client.schemas.actions import ArtifactCreate, FlowRunUpdate, LogCreate
     from prefect.states import State
 
     _KEEP.extend([State[Any], OrchestrationResult[Any]])
-    _complete_models("prefect")
-    FlowRunUpdate(name="warm-up")
-    ArtifactCreate(type="markdown", data="warm-up", flow_run_id=uuid4())
-    LogCreate(name="orderpipe", level=20, message="warm-up", timestamp=datetime.now(UTC), flow_run_id=uuid4())
+    _complete_models("prefect")  # FlowRunUpdate, ArtifactCreate, LogCreate, the events' models...
 
 
 def _complete_models(package: str) -> int:

@@ -259,7 +259,7 @@ class LocalInvoicing:
                 invoice, amount, number=credit_note_number(issue_date.year, PLACEHOLDER_SEQ), issue_date=issue_date,
                 refund_id=refund_id, credited=credited, language=language,
             )
-            self._render_check(draft, "credit note")
+            self._render(draft, "credit note")  # a layout failure before the number is taken
             try:
                 row, created = self._issue_credit_note_once(invoice_row, draft, [r.id for r in previous])
             except _AlreadyIssued as already:
@@ -343,11 +343,6 @@ class LocalInvoicing:
     def keys(number: str) -> tuple[str, str]:
         """File store keys of an invoice's (or credit note's) PDF and UBL."""
         return f"{INVOICE_DIR}/{number}.pdf", f"{INVOICE_DIR}/{number}.xml"
-
-    @staticmethod
-    def _render_check(draft: InvoiceDocument, what: str) -> None:
-        """Render the draft (placeholder number) once: layout failures surface before a number is used."""
-        LocalInvoicing._render(draft, what)
 
     @staticmethod
     def _render(doc: InvoiceDocument, what: str) -> dict[str, bytes]:
