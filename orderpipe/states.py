@@ -1,6 +1,6 @@
 """The names orderpipe stores and shows, each defined once: the steps of an order, the
 states of orders, steps, dispatch and payment, and the Stripe event types that start a
-fulfilment.
+fulfilment or name a dispute.
 
 Every value equals the string stored in the database and printed by `orderpipe status
 --json` (the contract's status object), so rows written before these enums existed read
@@ -87,3 +87,12 @@ FULFILMENT_TYPES: tuple[str, ...] = (
     "checkout.session.async_payment_succeeded",
 )
 PAYMENT_FAILED_TYPES: tuple[str, ...] = ("payment_intent.payment_failed", "checkout.session.async_payment_failed")
+# Stripe event types of a dispute (``orderpipe.orders.refund_ledger`` records them, the
+# receiver and reconciliation alike).
+DISPUTE_TYPES: tuple[str, ...] = (
+    "charge.dispute.created",
+    "charge.dispute.updated",
+    "charge.dispute.closed",
+    "charge.dispute.funds_withdrawn",
+    "charge.dispute.funds_reinstated",
+)

@@ -30,14 +30,12 @@ from orderpipe.connectors.base import Alert
 from orderpipe.db import insert_ignore, session_scope
 from orderpipe.money import to_decimal
 from orderpipe.orders.wakeup import notify_in_transaction
+from orderpipe.states import DISPUTE_TYPES
 from orderpipe.tables import CreditNoteRecord, DisputeRecord, RefundRecord, RefundScan, utcnow
 
 REFUND_EVENT_TYPES = frozenset({"refund.created", "refund.updated", "refund.failed", "charge.refund.updated"})
 CHARGE_REFUNDED = "charge.refunded"
-DISPUTE_EVENT_TYPES = frozenset({
-    "charge.dispute.created", "charge.dispute.updated", "charge.dispute.closed",
-    "charge.dispute.funds_withdrawn", "charge.dispute.funds_reinstated",
-})
+DISPUTE_EVENT_TYPES = frozenset(DISPUTE_TYPES)
 CLOSED_DISPUTE = frozenset({"won", "lost", "warning_closed", "prevented"})
 NOT_DISPUTED = frozenset({"won", "warning_closed", "prevented"})
 COUNTED_REFUND = frozenset({"succeeded", "pending", "requires_action"})  # what Stripe's amount_refunded counts

@@ -1,4 +1,4 @@
-"""Reads orders (and, for reconciliation, recent events and payments) back from the Stripe API.
+"""Reads orders (and, for reconciliation, recent events, payments, refunds and disputes) back from the Stripe API.
 
 Uses stripe-python's ``StripeClient`` aimed at ``STRIPE_API_BASE`` (host only; the SDK adds
 ``/v1``) with the SDK's own network retries (connection errors, 409, 5xx, and whatever
@@ -19,6 +19,7 @@ import stripe
 
 from orderpipe.errors import OrderDataError, PermanentError, TransientError
 from orderpipe.order import Order
+from orderpipe.states import DISPUTE_TYPES
 from orderpipe.stripe_api.normalise import normalise, normalise_free
 
 log = logging.getLogger(__name__)
@@ -135,10 +136,22 @@ class StripeReader:
     # ---- reconciliation -------------------------------------------------------------
     def list_fulfilment_events(self, since: datetime, undelivered_only: bool) -> list[Obj]:
         """Events that start fulfilment, created at or after ``since`` (Stripe keeps 30 days), newest first."""
+        return self._list_events(FULFILMENT_EVENT_TYPES, since, undelivered_only)
+
+    def list_dispute_events(self, since: datetime) -> list[Obj]:
+        """``charge.dispute.*`` events created at or after ``since``, newest first, delivered or not.
+
+        The Events API lists only the last 30 days; each event's ``data.object`` is the
+        dispute as it was when the event was created, exactly what its webhook carried."""
+        return self._list_events(DISPUTE_TYPES, since, undelivered_only=False)
+
+    def _list_events(self, types: tuple[str, ...], since: datetime, undelivered_only: bool) -> list[Obj]:
+        """``GET /v1/events?types[]=...&created[gte]=`` through every page (``types``: at most 20)."""
+        if not 1 <= len(types) <= 20:
+            raise ValueError("the Events API takes 1 to 20 event types")
+
         def page(after: str | None) -> Obj:
-            params: dict[str, Any] = {
-                "types": list(FULFILMENT_EVENT_TYPES), "created": {"gte": _unix(since)}, "limit": self._page_size,
-            }
+            params: dict[str, Any] = {"types": list(types), "created": {"gte": _unix(since)}, "limit": self._page_size}
             if undelivered_only:
                 params["delivery_success"] = False
             if after:

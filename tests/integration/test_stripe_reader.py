@@ -12,11 +12,12 @@ import httpx
 import pytest
 
 from orderpipe.errors import OrderDataError, PermanentError, TransientError
+from orderpipe.states import DISPUTE_TYPES
 from orderpipe.stripe_api.normalise import normalise
 from orderpipe.stripe_api.reader import StripeReader
 from orderpipe.stripe_api.standin import SAMPLE_ORDER_IDS, StandinStore
 from orderpipe.stripe_api.standin import samples as s
-from orderpipe.stripe_api.standin.events import order_event
+from orderpipe.stripe_api.standin.events import close_dispute, open_dispute, order_event
 from tests.standins.stripe import STANDIN_KEY, running_standin
 
 
@@ -194,6 +195,31 @@ def test_fulfilment_events_since_and_undelivered(standin: tuple[str, StandinStor
         "payment_intent.succeeded", "checkout.session.completed", "checkout.session.async_payment_succeeded"}
     assert int(args["created[gte]"]) == int((since - timedelta(hours=2)).timestamp())
     assert any(["starting_after", new_pending["id"]] in c["args"] for c in calls)
+
+
+def test_dispute_events_since_delivered_or_not_through_every_page(standin: tuple[str, StandinStore]) -> None:
+    base_url, store = standin
+    now = int(datetime.now(UTC).timestamp())
+    old, _ = open_dispute(store, s.FI_CONSUMER, created=now - 7200)
+    dispute, opened = open_dispute(store, s.SE_CUSTOMER, 2000, created=now - 60, delivered=True)
+    _, closed = close_dispute(store, dispute["id"], "lost", created=now - 30)
+    order_event(store, s.JP_YEN, "payment_intent.succeeded", created=now - 10)  # not a dispute event
+    since = datetime.now(UTC) - timedelta(hours=1)
+
+    events = _reader(base_url, page_size=1).list_dispute_events(since)
+    assert [e["id"] for e in events] == [closed["id"], opened["id"]]  # newest first; the old one is outside
+    assert events[0]["data"]["object"] == dict(dispute, status="lost")
+    assert events[1]["data"]["object"]["status"] == "needs_response"  # as its webhook carried it
+    assert len(_reader(base_url).list_dispute_events(since - timedelta(hours=2))) == 3
+    assert old["id"] in {e["data"]["object"]["id"] for e in _reader(base_url).list_dispute_events(
+        since - timedelta(hours=2))}
+
+    calls = [r for r in store.request_log() if r["path"] == "/v1/events"]
+    args = dict((k, v) for k, v in calls[0]["args"])
+    assert "delivery_success" not in args  # a delivered event the ledger lacks counts too
+    assert [args[f"types[{i}]"] for i in range(len(DISPUTE_TYPES))] == list(DISPUTE_TYPES)
+    assert int(args["created[gte]"]) == int(since.timestamp()) and args["limit"] == "1"
+    assert any(["starting_after", closed["id"]] in c["args"] for c in calls)
 
 
 def test_succeeded_payment_intents(standin: tuple[str, StandinStore]) -> None:

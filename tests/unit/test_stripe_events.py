@@ -11,8 +11,10 @@ import stripe
 from orderpipe.stripe_api.standin import StandinStore, seed_store
 from orderpipe.stripe_api.standin import samples as s
 from orderpipe.stripe_api.standin.events import (
+    close_dispute,
     encode_event,
     fulfilment_events,
+    open_dispute,
     order_event,
     signature_header,
     signed_delivery,
@@ -102,6 +104,28 @@ def test_events_are_stored_with_delivery_state(store: StandinStore) -> None:
     assert store.set_delivered(events[0]["id"], True)
     assert dict((e["id"], delivered) for e, delivered in store.event_views())[events[0]["id"]] is True
     assert not store.set_delivered("evt_missing", True)
+
+
+def test_a_dispute_opened_and_closed_stores_stripes_events_undelivered(store: StandinStore) -> None:
+    dispute, opened = open_dispute(store, s.SE_CUSTOMER, 2000, reason="product_not_received", created=1_790_000_000)
+    assert dispute["id"].startswith("du_") and dispute["status"] == "needs_response"
+    assert (dispute["amount"], dispute["payment_intent"], dispute["created"]) == (2000, s.SE_CUSTOMER, 1_790_000_000)
+    assert store.charges[dispute["charge"]]["disputed"] is True
+    assert opened["type"] == "charge.dispute.created" and opened["created"] == 1_790_000_000
+    assert opened["data"]["object"] == dispute
+
+    closed_dispute, closed = close_dispute(store, dispute["id"], "lost")
+    assert closed_dispute["status"] == store.disputes[dispute["id"]]["status"] == "lost"
+    assert closed["type"] == "charge.dispute.closed" and closed["data"]["object"]["status"] == "lost"
+    assert opened["data"]["object"]["status"] == "needs_response"  # the first event keeps its snapshot
+    views = {e["id"]: (e, delivered) for e, delivered in store.event_views()}
+    for event in (opened, closed):  # listed by GET /v1/events, never delivered
+        assert views[event["id"]][1] is False and views[event["id"]][0]["pending_webhooks"] == 1
+
+    _, delivered = open_dispute(store, s.FI_CONSUMER, delivered=True)
+    assert dict((e["id"], d) for e, d in store.event_views())[delivered["id"]] is True
+    with pytest.raises(ValueError, match="closed dispute"):
+        close_dispute(store, dispute["id"], "under_review")
 
 
 def test_bare_payment_intent_has_no_session_events(store: StandinStore) -> None:

@@ -2,8 +2,10 @@
 
 ``order_event`` builds the event Stripe would send for an order (the object snapshot in
 ``data.object``), stores it so ``GET /v1/events`` lists it, and returns it.
-``signed_delivery`` turns an event into the exact body and headers Stripe POSTs to a
-webhook endpoint, signed with stripe-python's own helper.
+``open_dispute`` / ``close_dispute`` change a dispute and store the event Stripe emits for
+it, undelivered by default (a webhook Stripe never got through). ``signed_delivery`` turns
+an event into the exact body and headers Stripe POSTs to a webhook endpoint, signed with
+stripe-python's own helper.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any
 
 import stripe
 
-from orderpipe.states import FULFILMENT_TYPES  # noqa: F401 - one definition, importable from here as before
+from orderpipe.states import DISPUTE_TYPES, FULFILMENT_TYPES  # noqa: F401 - one definition, importable from here as before
 from orderpipe.stripe_api.standin.store import StandinStore
 
 WEBHOOK_API_VERSION = "2025-03-31.basil"
@@ -98,8 +100,7 @@ def order_event(store: StandinStore, order_id: str, event_type: str, *, delivere
 
 REFUND_TYPES = ("refund.created", "refund.updated", "refund.failed", "charge.refund.updated")
 CHARGE_TYPES = ("charge.refunded", "charge.succeeded", "charge.updated")
-DISPUTE_TYPES = ("charge.dispute.created", "charge.dispute.updated", "charge.dispute.closed",
-                 "charge.dispute.funds_withdrawn", "charge.dispute.funds_reinstated")
+CLOSED_DISPUTE_STATUSES = ("won", "lost", "warning_closed", "prevented")
 
 
 def object_event(store: StandinStore, object_id: str, event_type: str, *, delivered: bool = False,
@@ -120,6 +121,28 @@ def object_event(store: StandinStore, object_id: str, event_type: str, *, delive
     event = build_event(event_type, obj, created=created)
     store.add_event(event, delivered=delivered)
     return event
+
+
+def open_dispute(store: StandinStore, pi_id: str, amount: int | None = None, *, reason: str = "fraudulent",
+                 delivered: bool = False, created: int | None = None, dispute_id: str | None = None
+                 ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A customer disputes the PaymentIntent's charge: the dispute (``needs_response``) and the
+    ``charge.dispute.created`` event Stripe emits for it, stored as not delivered unless
+    ``delivered`` (so ``GET /v1/events`` lists it with ``pending_webhooks`` 1, and nothing
+    is POSTed anywhere). Returns (dispute, event)."""
+    dispute = store.add_dispute(pi_id, amount, reason=reason, dispute_id=dispute_id, created=created)
+    return dispute, object_event(store, dispute["id"], "charge.dispute.created", delivered=delivered,
+                                 created=created)
+
+
+def close_dispute(store: StandinStore, dispute_id: str, status: str = "lost", *, delivered: bool = False,
+                  created: int | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The dispute is decided: its new status and the ``charge.dispute.closed`` event Stripe
+    emits (stored as not delivered unless ``delivered``). Returns (dispute, event)."""
+    if status not in CLOSED_DISPUTE_STATUSES:
+        raise ValueError(f"a closed dispute's status is one of {', '.join(CLOSED_DISPUTE_STATUSES)}, not {status!r}")
+    dispute = store.update_dispute(dispute_id, status=status)
+    return dispute, object_event(store, dispute_id, "charge.dispute.closed", delivered=delivered, created=created)
 
 
 def fulfilment_events(store: StandinStore, order_id: str, *, delivered: bool = False,

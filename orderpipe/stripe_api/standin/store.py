@@ -179,15 +179,18 @@ class StandinStore:
             return copy.deepcopy(refund)
 
     def add_dispute(self, pi_id: str, amount: int | None = None, *, reason: str = "fraudulent",
-                    status: str = "needs_response", dispute_id: str | None = None) -> Obj:
+                    status: str = "needs_response", dispute_id: str | None = None,
+                    created: int | None = None) -> Obj:
+        """The dispute alone, no event (``events.open_dispute`` also stores the event Stripe emits)."""
         with self.lock:
             charge = self.charge_for(pi_id)
             charge["disputed"] = True
+            created = int(created if created is not None else time.time())
             dispute = {
                 "id": dispute_id or "du_" + uuid.uuid4().hex[:24], "object": "dispute",
                 "amount": charge["amount"] if amount is None else int(amount), "balance_transactions": [],
-                "charge": charge["id"], "created": int(time.time()), "currency": charge["currency"],
-                "evidence_details": {"due_by": int(time.time()) + 7 * 86400, "has_evidence": False,
+                "charge": charge["id"], "created": created, "currency": charge["currency"],
+                "evidence_details": {"due_by": created + 7 * 86400, "has_evidence": False,
                                      "past_due": False, "submission_count": 0},
                 "is_charge_refundable": False, "livemode": False, "metadata": {}, "payment_intent": pi_id,
                 "reason": reason, "status": status,
