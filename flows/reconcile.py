@@ -1,4 +1,4 @@
-"""reconcile: the scheduled backstop for missed webhooks, unstarted and failed orders."""
+"""reconcile: the scheduled backstop for missed webhooks (orders, refunds, disputes), unstarted and failed orders."""
 
 from __future__ import annotations
 
@@ -21,4 +21,5 @@ def reconcile(since_hours: float = 24.0) -> dict[str, Any]:
     create_markdown_artifact(key="reconcile", markdown="```\n" + "\n".join(report.lines()) + "\n```\n",
                              description="last reconciliation")
     return {"events_recorded": report.events_recorded, "orders_recorded": report.orders_recorded,
-            "orders_started": report.orders_started, "runs_retried": report.runs_retried}
+            "disputes_recorded": report.disputes_recorded, "orders_started": report.orders_started,
+            "refunds_started": report.refunds_started, "runs_retried": report.runs_retried}

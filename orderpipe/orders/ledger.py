@@ -98,6 +98,7 @@ class Recorded:
     event_id: str
     order_id: str | None
     alert: Alert | None = None
+    new_event: bool = True  # False: the ledger had this event id already (a redelivery, or a race)
 
 
 def _text(value: Any, limit: int = 2000) -> str:
@@ -162,7 +163,7 @@ def record_event(engine: Engine, event: dict[str, Any], raw_body: str, classifie
     event_id = str(event["id"])
     c = classified or classify(event)
     if already_recorded(engine, event_id):
-        return Recorded(EventStatus.DUPLICATE, event_id, c.order_id)
+        return Recorded(EventStatus.DUPLICATE, event_id, c.order_id, new_event=False)
     status = {"fulfil": EventStatus.ACCEPTED, "payment_failed": EventStatus.IGNORED,
               "ignore": EventStatus.IGNORED, "refund": EventStatus.ACCEPTED}[c.action]
     alert: Alert | None = None
@@ -177,7 +178,7 @@ def record_event(engine: Engine, event: dict[str, Any], raw_body: str, classifie
             ),
         )
         if not inserted:
-            return Recorded(EventStatus.DUPLICATE, event_id, c.order_id)
+            return Recorded(EventStatus.DUPLICATE, event_id, c.order_id, new_event=False)
         if c.action == "refund":
             outcome = record_refund_event(s, event, event_id)
             if outcome.status != status:
@@ -236,7 +237,12 @@ def record_ignored(engine: Engine, source: str, order_id: str, reason: str) -> b
 
 
 def record_reconciled_event(engine: Engine, event: dict[str, Any]) -> Recorded:
-    """An event found by listing Stripe events (missed by the webhook) goes through the same ledger."""
+    """An event found by listing Stripe events (missed by the webhook) goes through the same ledger.
+
+    Its ``raw_body`` is the event as the Events API returned it, re-serialised as compact
+    JSON: no webhook delivered it, so there are no signed bytes to keep. Its ``data.object``
+    is still what the webhook would have carried (Stripe renders a listed event in the API
+    version of its creation), and a later delivery of it is a ``duplicate`` by its id."""
     return record_event(engine, event, json.dumps(event, separators=(",", ":")))
 
 

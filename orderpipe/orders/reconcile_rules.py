@@ -1,6 +1,7 @@
 """Reconciliation's choices, as pure functions: which Stripe events and PaymentIntents
-become orders, which failed runs are re-driven, when it gives up and who hears of it, and
-which status callback a finished order gets.
+become orders, which missed dispute events are recorded (and in what order), which failed
+runs are re-driven, when it gives up and who hears of it, and which status callback a
+finished order gets.
 
 ``reconciliation.py`` gathers the facts (Stripe, the ledger, Prefect) and acts on these.
 """
@@ -11,10 +12,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from orderpipe.connectors.base import Alert
 from orderpipe.orders.prefect_api import RunInfo
-from orderpipe.states import OrderState, StepState
+from orderpipe.states import DISPUTE_TYPES, EventStatus, OrderState, StepState
 
 #: A failed or crashed run is put back to AwaitingRetry while it has run at most this many times.
 MAX_AUTO_RETRIES = 3
@@ -30,6 +32,32 @@ CALLBACK_STATES = (OrderState.COMPLETED, OrderState.FAILED)
 def new_events(events: Iterable[Mapping[str, object]], known_ids: set[str]) -> list[Mapping[str, object]]:
     """Stripe events of the window the ledger has not seen (webhooks missed): recorded as if delivered."""
     return [e for e in events if e["id"] not in known_ids]
+
+
+def missed_dispute_events(events: Iterable[Mapping[str, Any]], known_ids: set[str]) -> list[Mapping[str, Any]]:
+    """``charge.dispute.*`` events of the window the ledger has not seen, oldest first (Stripe
+    lists newest first): recorded one by one as if their webhooks had come in that order.
+    The order does not change the outcome (an older state never reopens a closed dispute),
+    but the ledger then reads as the deliveries would have."""
+    fresh = [e for e in events if e["id"] not in known_ids and e.get("type") in DISPUTE_TYPES]
+    fresh.reverse()  # stable sort below: events of one second keep Stripe's order, oldest first
+    return sorted(fresh, key=lambda e: e.get("created") if isinstance(e.get("created"), int) else 0)
+
+
+def dispute_id_of(event: Mapping[str, Any]) -> str | None:
+    """The ``du_...`` id a dispute event names (``data.object.id``)."""
+    data = event.get("data")
+    obj = data.get("object") if isinstance(data, Mapping) else None
+    dispute_id = obj.get("id") if isinstance(obj, Mapping) else None
+    return dispute_id if isinstance(dispute_id, str) and dispute_id else None
+
+
+def dispute_recorded(status: str, *, new_event: bool) -> bool:
+    """Did recording a missed dispute event change the ledger's dispute? ``accepted``: a new
+    dispute (its one alert raised) or a lost one's refund row; ``duplicate``: a newer state.
+    ``ignored``: nothing changed (an older state, or the state the ledger has). An event the
+    ledger had meanwhile (``new_event`` False: the receiver took it first) is not reconcile's."""
+    return new_event and status in (EventStatus.ACCEPTED, EventStatus.DUPLICATE)
 
 
 class PaymentAction(StrEnum):

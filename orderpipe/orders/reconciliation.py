@@ -6,12 +6,18 @@
    payments of Stripe (Billing) invoices, which are recorded as ignored with the reason.
    A PaymentIntent refunded in full is recorded too: its run ends it `cancelled` at
    fetch_order, with nothing shipped, invoiced or emailed.
-3. Refunds of the window (listed from Stripe) without a refund row are recorded; pending
-   orders and refunds are started (one run each, by idempotency key).
-4. Orders whose run Failed or Crashed are retried in place (the same flow run, so the
+3. Refunds of the window (listed from Stripe) without a refund row are recorded.
+4. Dispute events of the window (``charge.dispute.*``, listed from Stripe's Events API)
+   not in the ledger are recorded through the receiver's own path, oldest first: a new
+   dispute raises its one alert, a newer state updates it (an older one never reopens a
+   closed dispute), a lost one becomes a refund row of kind ``dispute``. The Events API
+   keeps 30 days: a longer window finds no older dispute events.
+5. Pending orders and refunds (a lost dispute's too) are started (one run each, by
+   idempotency key).
+6. Orders whose run Failed or Crashed are retried in place (the same flow run, so the
    per-order cache skips completed steps), at most MAX_AUTO_RETRIES times each.
-5. Alerts not yet delivered to the sink are delivered again.
-6. Finished orders whose status callback the shop never acknowledged get it again.
+7. Alerts not yet delivered to the sink are delivered (a reconciled dispute's alert too).
+8. Finished orders whose status callback the shop never acknowledged get it again.
 """
 
 from __future__ import annotations
@@ -29,8 +35,11 @@ from orderpipe.orders.prefect_api import PrefectApi, PrefectClientApi, RunInfo
 from orderpipe.orders.reconcile_rules import MAX_AUTO_RETRIES, PaymentAction, RunAction
 from orderpipe.states import OrderState
 
-__all__ = ["MAX_AUTO_RETRIES", "Report", "reconcile_now", "resend_callbacks", "retry_flow_run"]
+__all__ = ["MAX_AUTO_RETRIES", "Report", "reconcile_now", "record_missed_disputes", "resend_callbacks",
+           "retry_flow_run"]
 log = logging.getLogger("orderpipe.reconcile")
+#: What the dispatcher starts that is a refund run, not an order's (a lost dispute is credited as a refund).
+REFUND_ID_PREFIXES = ("re_", "pyr_", "du_")
 
 
 @dataclass
@@ -39,7 +48,9 @@ class Report:
     orders_recorded: list[str] = field(default_factory=list)
     payments_ignored: list[str] = field(default_factory=list)
     refunds_recorded: list[str] = field(default_factory=list)
+    disputes_recorded: list[str] = field(default_factory=list)
     orders_started: list[str] = field(default_factory=list)
+    refunds_started: list[str] = field(default_factory=list)
     runs_retried: list[str] = field(default_factory=list)
     alerts_redelivered: int = 0
     callbacks_sent: list[str] = field(default_factory=list)
@@ -51,7 +62,9 @@ class Report:
             f"orders recorded:   {len(self.orders_recorded)} {' '.join(self.orders_recorded)}".rstrip(),
             f"payments ignored:  {len(self.payments_ignored)} {' '.join(self.payments_ignored)}".rstrip(),
             f"refunds recorded:  {len(self.refunds_recorded)} {' '.join(self.refunds_recorded)}".rstrip(),
+            f"disputes recorded: {len(self.disputes_recorded)} {' '.join(self.disputes_recorded)}".rstrip(),
             f"orders started:    {len(self.orders_started)} {' '.join(self.orders_started)}".rstrip(),
+            f"refunds started:   {len(self.refunds_started)} {' '.join(self.refunds_started)}".rstrip(),
             f"runs retried:      {len(self.runs_retried)} {' '.join(self.runs_retried)}".rstrip(),
             f"alerts redelivered: {self.alerts_redelivered}",
             f"callbacks sent:    {len(self.callbacks_sent)} {' '.join(self.callbacks_sent)}".rstrip(),
@@ -109,9 +122,14 @@ def reconcile_now(svc: Services, *, since: timedelta = timedelta(hours=24),
                 report.refunds_recorded.append(refund["id"])
     except Exception as exc:  # noqa: BLE001 - Stripe unreachable: still re-drive what we know
         report.problems.append(f"listing Stripe failed: {exc}")
+    try:
+        record_missed_disputes(svc, start, report)
+    except Exception as exc:  # noqa: BLE001 - as above; the next reconciliation lists them again
+        report.problems.append(f"reconciling Stripe disputes failed: {exc}")
 
     dispatcher = Dispatcher(engine, prefect=prefect)
-    report.orders_started = [i for i in dispatcher.dispatch_once(limit=500) if not i.startswith(("re_", "du_"))]
+    for started in dispatcher.dispatch_once(limit=500):
+        (report.refunds_started if started.startswith(REFUND_ID_PREFIXES) else report.orders_started).append(started)
     retry_failed_refunds(svc, report, prefect)
 
     failed = {o.order_id: o.flow_run_id for o in ledger.orders_in_states(engine, list(rules.ORDER_STATES_TO_CHECK),
@@ -138,6 +156,22 @@ def reconcile_now(svc: Services, *, since: timedelta = timedelta(hours=24),
     for line in report.lines():
         log.info(line)
     return report
+
+
+def record_missed_disputes(svc: Services, start: datetime, report: Report) -> None:
+    """Dispute events Stripe lists since ``start`` that the ledger lacks are recorded as the
+    receiver records a delivery (``ledger.record_reconciled_event``, deduplicated by event id,
+    and by dispute id in the dispute table): one alert per dispute, a lost dispute's refund row."""
+    events = svc.stripe.list_dispute_events(start)
+    known = ledger.known_event_ids(svc.engine, [e["id"] for e in events])
+    for event in rules.missed_dispute_events(events, known):
+        recorded = ledger.record_reconciled_event(svc.engine, dict(event))
+        if recorded.new_event:
+            report.events_recorded.append(recorded.event_id)
+        dispute_id = rules.dispute_id_of(event)
+        if (dispute_id and dispute_id not in report.disputes_recorded
+                and rules.dispute_recorded(recorded.status, new_event=recorded.new_event)):
+            report.disputes_recorded.append(dispute_id)
 
 
 def _alert_given_up(svc: Services, order_id: str, run: RunInfo) -> None:

@@ -37,6 +37,9 @@ class QuietStripe:
     def list_refunds(self, **_: Any) -> list[dict[str, Any]]:
         return []
 
+    def list_dispute_events(self, start: Any) -> list[dict[str, Any]]:
+        return []
+
 
 def services(engine: Engine, stripe: QuietStripe | None = None) -> Any:
     return SimpleNamespace(engine=engine, stripe=stripe or QuietStripe(), alerts=LogAlerts(), status_callback=None)

@@ -35,9 +35,25 @@ from orderpipe.orders.dispatcher import Dispatcher
 from orderpipe.orders.reconciliation import reconcile_now
 from orderpipe.settings import load_settings
 from orderpipe.stripe_api.standin import StandinStore
-from orderpipe.stripe_api.standin.events import object_event, order_event, signed_delivery
+from orderpipe.stripe_api.standin.events import (
+    close_dispute,
+    object_event,
+    open_dispute,
+    order_event,
+    signed_delivery,
+)
 from orderpipe.stripe_api.standin.samples import FI_CONSUMER, SE_CUSTOMER, sample_orders
-from orderpipe.tables import CreditNoteRecord, CrmDeal, EmailSent, Event, Invoice, ProductionLogEntry, Shipment
+from orderpipe.tables import (
+    CreditNoteRecord,
+    CrmDeal,
+    DisputeRecord,
+    EmailSent,
+    Event,
+    Invoice,
+    ProductionLogEntry,
+    RefundRecord,
+    Shipment,
+)
 from tests.flow_env import add_order_copy, flow_settings
 from tests.standins.shop_callback import ShopCallbackStandIn
 from tests.standins.stripe import running_standin
@@ -280,6 +296,113 @@ def test_dispute_created_then_lost_alerts_once_and_is_credited(world: dict[str, 
     assert st["payment_status"] == "disputed"
     assert st["credit_notes"] == [{"number": result["credit_note"], "amount": 2000, "refund_id": dispute["id"]}]
     assert len([a for a in list_alerts(w["engine"], order_id) if a.kind == "dispute"]) == 1
+
+
+def dispute_alerts(w: dict[str, Any], order_id: str) -> list[Any]:
+    return [a for a in list_alerts(w["engine"], order_id) if a.kind == "dispute"]
+
+
+def test_dispute_whose_webhook_never_came_is_recorded_by_reconcile_with_one_alert(world: dict[str, Any]) -> None:
+    w, store = world, world["store"]
+    order_id = "pi_3TestDisputeMissed01"
+    fulfilled(w, SE_CUSTOMER, order_id)
+    dispute, opened = open_dispute(store, order_id, 2000, reason="fraudulent")  # Stripe lists it, never delivers it
+    assert status(w, order_id)["payment_status"] == "paid"
+
+    report = reconcile_now(process_services())
+    assert report.disputes_recorded == [dispute["id"]] and opened["id"] in report.events_recorded
+    assert f"disputes recorded: 1 {dispute['id']}" in report.lines() and report.problems == []
+    [alert] = dispute_alerts(w, order_id)
+    assert "20.00 SEK" in alert.message and "fraudulent" in alert.message and dispute["id"] in alert.message
+    assert alert.delivered  # reconcile's alert round sent it to the sink
+    assert status(w, order_id)["payment_status"] == "disputed"
+    assert refund_ledger.get_refund(w["engine"], dispute["id"]) is None  # still open: nothing to credit
+    with Session(w["engine"]) as s:
+        ev = s.get(Event, opened["id"])
+        assert ev is not None and ev.order_id == order_id and ev.status == "accepted"
+        assert json.loads(ev.raw_body)["data"]["object"]["id"] == dispute["id"]
+
+    again = reconcile_now(process_services())
+    assert again.disputes_recorded == [] and opened["id"] not in again.events_recorded
+    assert deliver(w["client"], opened)["status"] == "duplicate"  # the webhook, had it come late after all
+    assert len(dispute_alerts(w, order_id)) == 1 and count(w["db"], DisputeRecord, order_id=order_id) == 1
+    assert status(w, order_id)["payment_status"] == "disputed"
+
+
+@pytest.mark.parametrize("opened_delivered", [False, True], ids=["whole-dispute-missed", "only-its-close-missed"])
+def test_lost_dispute_whose_webhook_never_came_is_credited_once_after_reconcile(
+        world_any_db: dict[str, Any], opened_delivered: bool) -> None:
+    from deployments.definitions import apply_all
+
+    w, store = world_any_db, world_any_db["store"]
+    order_id = f"pi_3TestDisputeMissedLost{int(opened_delivered)}"
+    fulfilled(w, SE_CUSTOMER, order_id)
+    dispute, opened = open_dispute(store, order_id, 2000, reason="product_not_received")
+    if opened_delivered:  # the ledger has the dispute, in its older (open) state
+        assert deliver(w["client"], opened)["status"] == "accepted"
+        store.set_delivered(opened["id"], True)
+    _, closed = close_dispute(store, dispute["id"], "lost")  # this webhook never came
+    with get_client(sync_client=True) as client:
+        apply_all(load_settings(), client)
+
+    report = reconcile_now(process_services())
+    assert report.disputes_recorded == [dispute["id"]] and report.problems == []
+    assert closed["id"] in report.events_recorded
+    assert (opened["id"] in report.events_recorded) is not opened_delivered
+    assert dispute["id"] in report.refunds_started
+    row = refund_ledger.get_refund(w["engine"], dispute["id"])
+    assert row is not None and (row.kind, row.order_id, row.first_event_id) == ("dispute", order_id, closed["id"])
+    assert row.dispatch == "started" and row.flow_run_id
+    with get_client(sync_client=True) as client:
+        assert client.read_flow_run(row.flow_run_id).name == f"refund-{dispute['id']}"
+    assert len(dispute_alerts(w, order_id)) == 1
+    with Session(w["engine"]) as s:
+        assert s.get(DisputeRecord, dispute["id"]).status == "lost"  # type: ignore[union-attr]
+
+    result = process_refund(refund_id=dispute["id"])
+    assert result["state"] == "completed" and result["credit_note"]
+    assert process_refund(refund_id=dispute["id"])["credit_note"] == result["credit_note"]  # a replay: no second
+    again = reconcile_now(process_services())
+    assert again.disputes_recorded == [] and again.refunds_started == []
+    assert count(w["db"], CreditNoteRecord, order_id=order_id) == 1
+    assert count(w["db"], RefundRecord, order_id=order_id) == 1
+    st = status(w, order_id)
+    assert st["payment_status"] == "disputed"
+    assert st["credit_notes"] == [{"number": result["credit_note"], "amount": 2000, "refund_id": dispute["id"]}]
+    assert len(dispute_alerts(w, order_id)) == 1
+
+
+def test_disputes_the_webhooks_delivered_are_not_recorded_again_and_never_reopened(world: dict[str, Any]) -> None:
+    w, store = world, world["store"]
+    lost_order, won_order = "pi_3TestDisputeSeen001", "pi_3TestDisputeSeen002"
+    for order_id in (lost_order, won_order):
+        fulfilled(w, SE_CUSTOMER, order_id)
+    lost, lost_opened = open_dispute(store, lost_order, 1500)
+    _, lost_closed = close_dispute(store, lost["id"], "lost")
+    for event in (lost_opened, lost_closed):  # both delivered by webhook
+        assert deliver(w["client"], event)["status"] == "accepted"
+        store.set_delivered(event["id"], True)
+    won, won_opened = open_dispute(store, won_order, 1500)  # its charge.dispute.created never came...
+    _, won_closed = close_dispute(store, won["id"], "won")
+    assert deliver(w["client"], won_closed)["status"] == "accepted"  # ...its close did
+    store.set_delivered(won_closed["id"], True)
+    assert status(w, won_order)["payment_status"] == "paid"
+
+    report = reconcile_now(process_services())
+    assert report.disputes_recorded == [] and report.problems == []
+    assert lost_opened["id"] not in report.events_recorded and lost_closed["id"] not in report.events_recorded
+    assert won_opened["id"] in report.events_recorded  # recorded, as delivered late: it changes nothing
+    with Session(w["engine"]) as s:
+        assert s.get(DisputeRecord, won["id"]).status == "won"  # type: ignore[union-attr]
+        assert s.get(Event, won_opened["id"]).status == "ignored"  # type: ignore[union-attr]
+    assert status(w, won_order)["payment_status"] == "paid"  # not reopened by the older needs_response
+    assert status(w, lost_order)["payment_status"] == "disputed"
+    for order_id in (lost_order, won_order):
+        assert len(dispute_alerts(w, order_id)) == 1
+    assert count(w["db"], RefundRecord, order_id=lost_order) == 1
+    assert refund_ledger.get_refund(w["engine"], lost["id"]).first_event_id == lost_closed["id"]  # type: ignore[union-attr]
+    assert count(w["db"], RefundRecord, order_id=won_order) == 0
+    assert reconcile_now(process_services()).events_recorded == []
 
 
 def test_refund_larger_than_what_is_left_and_unknown_order_are_alerted_not_credited(
