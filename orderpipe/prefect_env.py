@@ -35,13 +35,19 @@ def prefect_database_url(settings: Settings) -> str | None:
 # server answers a write that loses the lock with HTTP 503, which the client retries after
 # 2, 4, 8... s: with them on, one order took 7-19 s end to end; with them off, 1.1-1.2 s
 # (measured in-process, one order at a time). Kept: scheduler (reconcile's schedule),
-# event persister and task-run recorder (the UI's task runs), repossessor, cleanup.
+# task-run recorder (the UI's task runs), repossessor, cleanup.
 SERVER_SERVICES_OFF = {
     "PREFECT_SERVER_SERVICES_TRIGGERS_ENABLED": "false",  # automations
     "PREFECT_SERVER_SERVICES_LATE_RUNS_ENABLED": "false",  # marks waiting runs Late
     "PREFECT_SERVER_SERVICES_FOREMAN_ENABLED": "false",  # work-pool worker heartbeats
     "PREFECT_SERVER_SERVICES_PAUSE_EXPIRATIONS_ENABLED": "false",  # paused flow runs
     "PREFECT_SERVER_SERVICES_CANCELLATION_CLEANUP_ENABLED": "false",  # cancelled parents' children
+    # The events table: every state change of every task and flow run again, as events with
+    # their resources (about 200 KiB of the 250 KiB each order added to Prefect's database,
+    # 246 -> 50 KiB per order in `make bench`). The task-run recorder still turns the same
+    # events into task runs, so the UI's flow run page, task runs, logs and artifacts are all
+    # there; what goes is the UI's event feed. An operator's own setting wins (orderpipe/stack.py).
+    "PREFECT_SERVER_SERVICES_EVENT_PERSISTER_ENABLED": "false",
 }
 
 

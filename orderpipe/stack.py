@@ -85,7 +85,8 @@ class Stack:
         say = (lambda *_a: None) if quiet else (lambda msg: print(msg, flush=True))
 
         if not s.prefect_api_url:
-            server_env: dict[str, str] = dict(SERVER_ENV)
+            # an operator's own PREFECT_SERVER_* value (e.g. the event persister back on) wins
+            server_env: dict[str, str] = {k: v for k, v in SERVER_ENV.items() if k not in os.environ}
             pg = prefect_database_url(s)
             if pg:
                 _ensure_postgres_database(s.db_url)
