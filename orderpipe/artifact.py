@@ -1,10 +1,18 @@
 """The per-order artifacts: the order's summary (markdown, with links to the label and the
-invoice) and its steps (a table with times and outcomes) in the Prefect UI (no secrets)."""
+invoice) and its steps (a table with times and outcomes) in the Prefect UI (no secrets).
+
+Personal data in them: the summary's ``**Customer:**`` line (name, email, business name),
+a VAT note naming the buyer's VAT id, and (runs before the outcome lines became id-only) the
+steps table's email outcome "confirmation sent to <email>". ``redact_artifact_data`` takes
+them out of a stored version for ``orderpipe forget`` / ``purge``, leaving the rest.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -200,3 +208,74 @@ def order_status_markdown(row: Any, steps: dict[str, str], payment: dict[str, An
         rows += ["", note]
     rows += ["", "| step | state |", "|---|---|", *(f"| {s} | {st} |" for s, st in steps.items())]
     return "\n".join(rows) + "\n"
+
+
+# ---- erasure (orderpipe forget / purge) -------------------------------------------------
+
+ERASED = "(erased)"
+_ERASED_LINE = "(erased by orderpipe "
+#: The customer part of ``**Customer:** ...``: up to the status view's `` · **Country:**`` (the
+#: customer text itself is md()-escaped, so it never holds a literal ``**``), else the line.
+_CUSTOMER = re.compile(r"^(\*\*Customer:\*\* )(?!\(erased by orderpipe )(.*?)(?= · \*\*Country:\*\*|$)", re.M)
+_SENT_TO = re.compile(r"(confirmation sent to )(?!the customer )(.+?)( in language )")
+_QUOTED = r"(?:'[^'\n]*'|\"[^\"\n]*\")"
+_BUYER_VAT = re.compile(r"(Buyer VAT id )" + _QUOTED)
+_INVALID_EMAIL = re.compile(r"(invalid customer email )" + _QUOTED)
+MIN_VALUE = 3  # shorter strings ("FI", "1") would erase more than the customer
+
+
+def redaction_forms(values: Iterable[str | None]) -> list[str]:
+    """The strings to erase for a customer's values: each as given and as ``md()`` renders it,
+    longest first; too short or blank values are left out."""
+    forms: set[str] = set()
+    for value in values:
+        text = " ".join(str(value or "").split())
+        if len(text) < MIN_VALUE:
+            continue
+        forms.add(text)
+        forms.add(md(text))
+    return sorted(forms, key=lambda f: (-len(f), f))
+
+
+def redact_text(text: str, forms: list[str], note: str) -> str:
+    """``text`` without the customer: the ``**Customer:**`` line says ``note`` instead, the
+    email outcome names "the customer", quoted VAT ids and emails in notes and errors become
+    ``(erased)``, and so does every occurrence of ``forms`` (case-insensitive, whole values
+    only: ``2026`` does not erase a part of ``2026-000001``)."""
+    for form in forms:
+        text = re.sub(r"(?<![\w-])" + re.escape(form) + r"(?![\w-])", ERASED, text, flags=re.I)
+    text = _CUSTOMER.sub(lambda m: m.group(1) + note, text)
+    text = _SENT_TO.sub(lambda m: m.group(1) + "the customer" + m.group(3), text)
+    text = _BUYER_VAT.sub(lambda m: m.group(1) + ERASED, text)
+    return _INVALID_EMAIL.sub(lambda m: m.group(1) + ERASED, text)
+
+
+def _redact_value(value: object, forms: list[str], note: str) -> object:
+    if isinstance(value, str):
+        return redact_text(value, forms, note)
+    if isinstance(value, list):
+        return [_redact_value(v, forms, note) for v in value]
+    if isinstance(value, dict):
+        return {k: _redact_value(v, forms, note) for k, v in value.items()}
+    return value
+
+
+def redact_artifact_data(data: object, forms: list[str], note: str) -> object:
+    """An artifact version's data without the customer (``redact_text`` on every string).
+    Markdown is text; a table's data is the JSON of its rows (Prefect's ``json.dumps``), so
+    its strings are redacted decoded and the rows encoded again the same way."""
+    if isinstance(data, str):
+        try:
+            rows = json.loads(data)
+        except ValueError:
+            return redact_text(data, forms, note)
+        if isinstance(rows, list | dict):
+            redacted = _redact_value(rows, forms, note)
+            return data if redacted == rows else json.dumps(redacted)
+        return redact_text(data, forms, note)
+    return _redact_value(data, forms, note)
+
+
+def erasure_note(command: str, when: datetime) -> str:
+    """What the ``**Customer:**`` line says after ``orderpipe <command>``."""
+    return f"{_ERASED_LINE}{command} on {when:%Y-%m-%d})"

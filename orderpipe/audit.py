@@ -2,8 +2,9 @@
 outcome each step logs, and what a person can do when a step failed.
 
 Pure functions over the step results (no Prefect, no I/O), so the wording is unit-tested.
-Nothing here may carry a secret or a webhook body: only ids, numbers, amounts, the
-recipient's address and file store keys.
+Nothing here may carry a secret, a webhook body or personal data: only ids, numbers,
+amounts, countries, languages and file store keys. The lines end up in the flow runs' logs,
+and Prefect has no API to delete a log line (``orderpipe forget``, orderpipe/retention.py).
 """
 
 from __future__ import annotations
@@ -48,7 +49,8 @@ def _again(created: bool) -> str:
 
 def outcome_line(step: str, result: Any, order: Order | None = None) -> str:
     """One line: what the step did for the business (logged as ``<step>: <line>``), e.g.
-    ``2026-000001 issued 2026-11-23: total 87.35 EUR, VAT 17.76 EUR`` for the invoice."""
+    ``2026-000001 issued 2026-11-23: total 87.35 EUR, VAT 17.76 EUR`` for the invoice. Ids,
+    never the customer's name, email or address (``order`` is accepted for the callers)."""
     if isinstance(result, Order):
         return (f"order {result.order_id} read back from Stripe: {len(result.lines)} line(s), "
                 f"{money(result.amount_total, result.currency)}, country {result.country or '-'}, "
@@ -65,8 +67,8 @@ def outcome_line(step: str, result: Any, order: Order | None = None) -> str:
                 f"{money(result.amount_total, result.currency)}, VAT {money(result.amount_tax, result.currency)}"
                 + (f", {result.pdf_key}" if result.pdf_key else "") + _again(result.created))
     if isinstance(result, EmailResult):
-        to = order.customer_email if order is not None and order.customer_email else "the customer"
-        return (f"confirmation sent to {to} in language {result.language} via {result.transport}, "
+        # Never the address: this line is in the run's logs, which Prefect cannot delete (forget).
+        return (f"confirmation sent to the customer in language {result.language} via {result.transport}, "
                 f"message id {result.message_id}{_again(result.created)}")
     return f"{step} done"
 

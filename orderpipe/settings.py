@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     # Prefect
     prefect_api_url: str | None = Field(default=None, alias="PREFECT_API_URL")
     prefect_server_api_port: int = Field(default=4200, ge=1, le=65535, alias="PREFECT_SERVER_API_PORT")
+    # Credentials for a Prefect server behind auth (Prefect's own client reads them too).
+    prefect_api_key: str | None = Field(default=None, alias="PREFECT_API_KEY")
+    prefect_api_auth_string: str | None = Field(default=None, alias="PREFECT_API_AUTH_STRING")
     orderpipe_run_limit: int = Field(default=4, ge=1, le=64, alias="ORDERPIPE_RUN_LIMIT")
     orderpipe_poll_seconds: float = Field(default=0.25, gt=0, le=60, alias="ORDERPIPE_POLL_SECONDS")
     orderpipe_reconcile_minutes: int = Field(default=15, ge=1, le=1440, alias="ORDERPIPE_RECONCILE_MINUTES")

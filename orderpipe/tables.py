@@ -334,3 +334,18 @@ class DisputeRecord(SQLModel, table=True):
     status: str = Field(max_length=40)
     created_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
     updated_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
+
+
+class ErasurePending(SQLModel, table=True):
+    """An order whose personal data ``orderpipe forget`` erased from the database but not yet
+    from ``part`` (``s3``: labels and cached results in the bucket; ``prefect``: the order's
+    artifacts on the Prefect server). Written in the transaction that erases the database
+    rows (after it nothing links the email to the order any more) and removed when that part
+    is done, so a run that could not reach S3 or Prefect is finished by the next ``forget`` or
+    ``purge``. Holds the order id only."""
+
+    __tablename__ = "erasures_pending"
+    order_id: str = Field(primary_key=True, max_length=255)
+    part: str = Field(primary_key=True, max_length=20)
+    requested_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
+    last_error: str | None = Field(default=None, sa_column=Column(Text))

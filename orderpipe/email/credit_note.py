@@ -78,7 +78,7 @@ def render_credit_note_email(order: Order, cn: CreditNoteResult, *, sender: str,
     try:
         to = MailAddress(display_name=name, addr_spec=order.customer_email.strip())
     except (ValueError, IndexError, HeaderParseError) as exc:
-        raise OrderDataError(f"order {order.order_id} has an invalid customer email {order.customer_email!r}") from exc
+        raise OrderDataError(f"order {order.order_id} has an invalid customer email (see the order in Stripe)") from exc
     language = pick_language(order.locale, order.country)
     texts = CREDIT_NOTE_TEXTS.get(language, CREDIT_NOTE_TEXTS["en"])
     loc = babel_locale(language, order.locale, order.country)

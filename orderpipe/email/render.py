@@ -214,7 +214,7 @@ def render_confirmation(
         to = MailAddress(display_name=name, addr_spec=order.customer_email.strip())
     except (ValueError, IndexError, HeaderParseError) as exc:
         raise OrderDataError(
-            f"order {order.order_id} has an invalid customer email {order.customer_email!r} (step: email)"
+            f"order {order.order_id} has an invalid customer email (see the order in Stripe; step: email)"
         ) from exc
 
     language = pick_language(order.locale, order.country)

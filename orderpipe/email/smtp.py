@@ -102,7 +102,7 @@ class SmtpEmail:
         if refused:
             # Accepted for some recipients: recorded (a retry would duplicate theirs), but a
             # person must look at the others.
-            detail = "; ".join(f"{addr}: {code} {_text(msg)}" for addr, (code, msg) in refused.items())
+            detail = "; ".join(_refusal(addr, code, msg) for addr, (code, msg) in refused.items())
             raise PermanentError(f"{where}: sent, but some recipients were refused ({detail})")
         return result
 
@@ -112,7 +112,7 @@ class SmtpEmail:
             raise exc
         except smtplib.SMTPRecipientsRefused as exc:
             codes = [code for code, _msg in exc.recipients.values()]
-            detail = "; ".join(f"{addr}: {code} {_text(msg)}" for addr, (code, msg) in exc.recipients.items())
+            detail = "; ".join(_refusal(addr, code, msg) for addr, (code, msg) in exc.recipients.items())
             if codes and all(400 <= code < 500 for code in codes):
                 raise TransientError(f"{where}: recipients deferred ({detail})") from None
             raise PermanentError(f"{where}: recipients refused ({detail})") from None
@@ -243,3 +243,10 @@ def _server_answered(exc: BaseException | None) -> bool:
 
 def _text(value: bytes | str) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+def _refusal(address: str, code: int, message: bytes | str) -> str:
+    """A refused recipient as the server said it, without the address (the customer's email:
+    the text goes into logs, which Prefect cannot delete, and alerts)."""
+    text, bare = _text(message), address.strip().strip("<>")
+    return f"{code} {text.replace(bare, 'recipient') if bare else text}"

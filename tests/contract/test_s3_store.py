@@ -161,3 +161,41 @@ def test_link_presigns_an_invoice_for_the_order_artifact(store: S3FileStore, adm
     url = file_link(store, "invoices/2026-000042.pdf")  # computed without a request, fresh on every run
     assert url is not None and f"/{bucket}/invoices/2026-000042.pdf" in url and "X-Amz-Signature=" in url
     assert httpx.get(url, timeout=10).content == PDF
+
+
+def test_list_objects_reads_every_page_and_delete_objects_every_batch(
+    store: S3FileStore, admin: Any, bucket: str
+) -> None:
+    """Retention's two calls: ListObjectsV2 followed page by page, DeleteObjects in batches."""
+    keys = [f"labels/pi_3Page{i:02d}.pdf" for i in range(7)]
+    for key in keys:
+        admin.put_object(Bucket=bucket, Key=key, Body=PDF)
+    admin.put_object(Bucket=bucket, Key="invoices/2026-000001.pdf", Body=PDF)
+    store.list_page_size, store.delete_batch = 3, 2  # 3 pages, 3 requests
+
+    listed = list(store.list_objects("labels/"))
+    assert sorted(o.key for o in listed) == keys
+    assert all(o.last_modified.tzinfo is not None for o in listed)
+    assert store.delete_objects(keys[:5]) == 5
+    assert sorted(o["Key"] for o in admin.list_objects_v2(Bucket=bucket).get("Contents", [])) == [
+        "invoices/2026-000001.pdf", *keys[5:]]
+
+
+def test_delete_objects_refuses_invoice_objects_before_sending_anything(
+    store: S3FileStore, admin: Any, bucket: str
+) -> None:
+    for key in ("labels/pi_3Keep.pdf", "invoices/2026-000001.pdf", "invoices/CN-2026-000001.xml"):
+        admin.put_object(Bucket=bucket, Key=key, Body=PDF)
+    with pytest.raises(PermanentError, match="refusing to delete invoice objects invoices/2026-000001.pdf"):
+        store.delete_objects(["labels/pi_3Keep.pdf", "invoices/2026-000001.pdf"])
+    with pytest.raises(PermanentError, match="CN-2026-000001.xml"):
+        store.delete_objects(["invoices/CN-2026-000001.xml"])
+    assert admin.list_objects_v2(Bucket=bucket)["KeyCount"] == 3
+
+
+def test_list_objects_of_a_missing_bucket_is_permanent(
+    moto_s3: MotoS3, monkeypatch: pytest.MonkeyPatch, admin: Any
+) -> None:
+    store = S3FileStore(configure(monkeypatch, moto_s3.url, "no-such-bucket-here"))
+    with pytest.raises(PermanentError, match="S3 list s3://no-such-bucket-here/labels/: NoSuchBucket"):
+        list(store.list_objects("labels/"))

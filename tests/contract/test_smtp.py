@@ -98,7 +98,9 @@ def test_550_recipient_is_permanent(monkeypatch: pytest.MonkeyPatch, engine: Eng
         with pytest.raises(PermanentError, match="550") as err:
             send(SmtpEmail(load_settings(), engine))
         assert standin.messages == []
-    assert "anna@example.fi" in str(err.value) and already_sent(engine, ORDER) is None
+    # the refusal without the address: the text goes into run logs, which Prefect cannot delete
+    assert "550 5.1.1 Mailbox unavailable" in str(err.value) and "anna@example.fi" not in str(err.value)
+    assert already_sent(engine, ORDER) is None
 
 
 def test_a_session_cut_after_data_is_never_sent_again(smtp: SmtpStandIn, engine: Engine) -> None:
