@@ -21,13 +21,17 @@ misses (two runs at once, search index lag): the org needs a custom Deals field
 replay from overwriting a deal that sales people have since moved on.
 
 Zoho answers 2xx even when a record fails: every ``data[]`` entry's ``status`` is checked.
-A 401 ``INVALID_TOKEN`` gets one forced token refresh and one retry.
+A 401 ``INVALID_TOKEN`` gets one forced token refresh and one retry. Each call is repeated in
+place up to 3 times on a 429, 5xx, timeout or lost answer (0.5 s, 1 s, or Zoho's Retry-After up
+to 10 s): the calls are reads and keyed upserts, so a repeat never duplicates, and the step's
+own retries are kept for longer trouble.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Generator
+import time
+from collections.abc import Callable, Generator
 from typing import Any
 
 import httpx
@@ -48,6 +52,9 @@ log = logging.getLogger(__name__)
 
 API_PATH = "/crm/v8"
 THROTTLE_NAME = "zoho-api"
+REQUEST_ATTEMPTS = 3  # per call, in place (reads and keyed upserts only)
+REQUEST_BACKOFF = 0.5  # seconds before the second attempt; doubled before the third
+MAX_INLINE_WAIT = 10.0  # a longer Retry-After goes back to the step's own retry
 DEAL_KEY_FIELD = "Stripe_PaymentIntent"
 DEAL_STAGE = "Closed Won"
 # Codes Zoho uses for an expired, revoked or superseded access token.
@@ -80,7 +87,8 @@ class ZohoCrm:
 
     def __init__(self, settings: Settings, engine: Engine, throttle: Throttle = no_throttle, *,
                  tokens: ZohoTokens | None = None, timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
-                 deal_key_field: str = DEAL_KEY_FIELD) -> None:
+                 deal_key_field: str = DEAL_KEY_FIELD, attempts: int = REQUEST_ATTEMPTS,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
         self._owns_tokens = tokens is None
         self._tokens = tokens or ZohoTokens(settings, engine, timeout=timeout)
         base = settings.zoho_api_base.rstrip("/")
@@ -89,6 +97,8 @@ class ZohoCrm:
         self._http = make_client(base, auth=ZohoOAuth(self._tokens), timeout=timeout)
         self._throttle = throttle
         self._deal_key = deal_key_field
+        self._attempts = max(1, attempts)
+        self._sleep = sleep
 
     def close(self) -> None:
         self._http.close()
@@ -150,8 +160,21 @@ class ZohoCrm:
 
     # ---- calls ------------------------------------------------------------------------------
     def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        return call("zoho", self._http, method, path, throttle=self._throttle, throttle_name=THROTTLE_NAME,
-                    **kwargs)
+        """One Zoho call, repeated in place on a transient failure: every call made here is a
+        read or an upsert keyed by ``duplicate_check_fields``, so a repeat cannot duplicate.
+        A step makes up to four calls; retrying the step for one flaky call would redo all."""
+        for attempt in range(1, self._attempts + 1):
+            try:
+                return call("zoho", self._http, method, path, throttle=self._throttle,
+                            throttle_name=THROTTLE_NAME, **kwargs)
+            except TransientError as exc:
+                wait = exc.retry_after if exc.retry_after is not None else REQUEST_BACKOFF * 2 ** (attempt - 1)
+                if attempt == self._attempts or wait > MAX_INLINE_WAIT:
+                    raise
+                log.info("zoho: %s %s failed (%s); again in %.1f s (attempt %d of %d)", method, path,
+                         str(exc)[:200], wait, attempt + 1, self._attempts)
+                self._sleep(wait)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _find_deal(self, order_id: str) -> dict[str, Any] | None:
         criteria = f"({self._deal_key}:equals:{_criteria_value(order_id)})"

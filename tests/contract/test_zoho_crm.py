@@ -41,10 +41,12 @@ def zoho_settings(server: ZohoStandIn, **overrides: str) -> Settings:
 def make_crm(zoho: ZohoStandIn, engine: Engine) -> Iterator[Callable[..., ZohoCrm]]:
     made: list[ZohoCrm] = []
 
+    # attempts=1 by default: these tests look at how one failed call is classified, as the
+    # step sees a failure that outlasts the in-place repeats (tested on their own below)
     def make(*, throttle: Callable[[str], None] | None = None, timeout: float = 5.0,
-             tokens: ZohoTokens | None = None, **settings: str) -> ZohoCrm:
+             tokens: ZohoTokens | None = None, attempts: int = 1, **settings: str) -> ZohoCrm:
         crm = ZohoCrm(zoho_settings(zoho, **settings), engine, throttle or (lambda _n: None), tokens=tokens,
-                      timeout=timeout)
+                      timeout=timeout, attempts=attempts, sleep=lambda _s: None)
         made.append(crm)
         return crm
 
@@ -374,3 +376,32 @@ def test_refund_stage_update_errors_are_mapped(zoho: ZohoStandIn, make_crm: Call
     assert zoho.records["Deals"][deal_id]["Stage"] == "Closed Won"
     assert crm.record_refund("pi_3ContractTest001", "refunded", 5390) is True
     assert zoho.records["Deals"][deal_id]["Stage"] == "Refunded"
+
+
+def test_each_call_is_repeated_in_place_on_transient_failures_without_duplicates(
+        zoho: ZohoStandIn, make_crm: Callable[..., ZohoCrm]) -> None:
+    """Zoho calls are reads and keyed upserts: a 503, a 429 and a lost answer on the three
+    calls of one order are absorbed by the in-place repeats; one contact, one deal."""
+    zoho.inject(Fault(status=503, path_contains="/Deals/search", body="<html>Service Unavailable</html>"),
+                ZohoStandIn.too_many_requests(retry_after=1, path_contains="/Contacts/upsert"),
+                Fault(path_contains="/Deals/upsert", then_process=True, delay=SHORT * 3))
+    before = len(zoho.requests)
+
+    result = make_crm(timeout=SHORT, attempts=3).record_order(paid_order())
+
+    assert result.deal_id in zoho.records["Deals"]
+    assert len(zoho.records["Contacts"]) == 1 and len(zoho.records["Deals"]) == 1
+    paths = [r.path for r in zoho.requests[before:] if "/oauth/" not in r.path]
+    assert sum("/Deals/search" in p for p in paths) == 2
+    assert sum("/Contacts/upsert" in p for p in paths) == 2
+    assert sum("/Deals/upsert" in p for p in paths) == 2  # the lost one (Zoho created the deal), then an update
+
+
+def test_a_call_failing_every_attempt_fails_the_step_after_three(zoho: ZohoStandIn,
+                                                                 make_crm: Callable[..., ZohoCrm]) -> None:
+    zoho.inject(*[Fault(status=502, path_contains="/Contacts/upsert", body="bad gateway") for _ in range(3)])
+    before = len(zoho.requests)
+    with pytest.raises(TransientError, match="502"):
+        make_crm(attempts=3).record_order(paid_order())
+    assert sum("/Contacts/upsert" in r.path for r in zoho.requests[before:]) == 3
+    assert zoho.records["Deals"] == {}
