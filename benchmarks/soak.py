@@ -5,8 +5,9 @@ signed webhooks at a steady rate a little under what the stack sustains, and eve
 seconds the resident memory of its long-lived processes: the worker parent (which forks a
 child per run: a leak there grows every child), the receiver (gunicorn), and the Prefect
 server. Printed at every tenth of the orders, with the first tenth as the baseline; the
-verdict compares the last tenth's worker RSS with the first's. Children are not counted:
-each lives one run.
+verdict compares the last tenth's worker RSS with the first's. The run processes the worker
+forks (each serves up to ORDERPIPE_RUNS_PER_PROCESS runs, then is replaced) are shown apart:
+the largest one's RSS at each sample.
 """
 
 from __future__ import annotations
@@ -54,6 +55,12 @@ def _roles(root: int) -> dict[str, list[int]]:
     return out
 
 
+def _run_processes(workers: list[int]) -> list[int]:
+    """The worker's children now (they come and go, so read each time)."""
+    procs = all_procs()
+    return [pid for pid, p in procs.items() if p.ppid in workers]
+
+
 def run(orders: int, rate: float, database: str, pg_base: str) -> int:
     from orderpipe.stripe_api.standin import DEFAULT_API_KEY, SAMPLE_ORDER_IDS, StandinServer, StandinStore, seed_store
     from orderpipe.stripe_api.standin.events import order_event, signed_delivery
@@ -91,7 +98,9 @@ def run(orders: int, rate: float, database: str, pg_base: str) -> int:
         def sample() -> None:
             while not stop.wait(3):
                 done[0] = _completed(watch, list(names))
-                samples_taken.append((done[0], {r: sum(_rss_mib(p) for p in pids) for r, pids in roles.items()}))
+                rss = {r: sum(_rss_mib(p) for p in pids) for r, pids in roles.items()}
+            rss["runs"] = max((_rss_mib(p) for p in _run_processes(roles["worker"])), default=0.0)
+            samples_taken.append((done[0], rss))
 
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
@@ -133,7 +142,8 @@ def _completed(api: PrefectApi, names: list[str]) -> int:
 
 def _report(samples: list[tuple[int, dict[str, float]]], orders: int, completed: int, wall: float) -> int:
     say("")
-    say(f"{'orders completed':>18} {'worker MiB':>11} {'receiver MiB':>13} {'server MiB':>11}")
+    say(f"{'orders completed':>18} {'worker MiB':>11} {'run process MiB':>16} {'receiver MiB':>13} "
+        f"{'server MiB':>11}")
     shown: list[dict[str, float]] = []
     for tenth in range(1, 11):
         upto = orders * tenth // 10
@@ -142,7 +152,8 @@ def _report(samples: list[tuple[int, dict[str, float]]], orders: int, completed:
             continue
         last = at[-1]
         shown.append(last)
-        say(f"{upto:>18} {last['worker']:>11.0f} {last['receiver']:>13.0f} {last['server']:>11.0f}")
+        say(f"{upto:>18} {last['worker']:>11.0f} {last.get('runs', 0):>16.0f} {last['receiver']:>13.0f} "
+            f"{last['server']:>11.0f}")
     say(f"completed {completed}/{orders} in {wall:.0f} s ({60 * completed / wall:.0f}/min)")
     if len(shown) < 2:
         say("not enough samples for a verdict")

@@ -1,11 +1,20 @@
-"""One flow run in a forked child of the worker: Prefect and the flows are already imported.
+"""The worker's run processes: forked children, Prefect and the flows already imported.
 
-The child runs the claimed deployment run through Prefect's own flow engine
-(`prefect.flow_engine.run_flow`: task runs, retries, caching, hooks, logs all as usual),
-ships its logs and events, and leaves with `os._exit` (no teardown of the inherited heap).
-It sits in its own process group, so a Ctrl-C or SIGTERM meant for the worker does not hit
-it (the worker drains), and it dies with the worker (PR_SET_PDEATHSIG), so a killed worker
-never leaves a run executing that nobody watches.
+A run process executes one claimed deployment run at a time through Prefect's own flow
+engine (`prefect.flow_engine.run_flow`: task runs, retries, caching, hooks, logs all as
+usual). The worker sends it the run over a socket pair; it answers the run's exit code and
+CPU-seconds, then waits for the next one, up to `ORDERPIPE_RUNS_PER_PROCESS` runs (default
+50), after which the worker retires it (closes the socket; it ships its logs and events and
+leaves with `os._exit`, no teardown of the inherited heap). A run that crashed or broke the
+executor ends its process too, so the next run gets a fresh one; an idle process leaves
+after 5 minutes. Across its runs a process keeps one Prefect client and its connection, one
+database pool, its connectors and SQLAlchemy's statement cache: what a process per run paid
+again each time (README "The runtime").
+
+Each process sits in its own process group, so a Ctrl-C or SIGTERM meant for the worker
+does not hit it (the worker drains), and dies with the worker (PR_SET_PDEATHSIG), so a
+killed worker never leaves a run executing that nobody watches. A run's crash, hang or
+cancellation kills only the process executing it, never a run elsewhere.
 """
 
 from __future__ import annotations
@@ -14,10 +23,15 @@ import copy
 import ctypes
 import logging
 import os
+import resource
 import signal
+import socket
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
 from typing import Any
 
 # exit codes the worker reads
@@ -35,14 +49,37 @@ def _die_with_parent(parent: int) -> None:
         os._exit(CRASHED)
 
 
-def fork_run(flow: Any, flow_run: Any) -> int:
-    """Fork; in the parent return the child's pid, in the child run the flow and exit."""
+@dataclass
+class Slot:
+    """A forked run process as the worker sees it: it executes one run at a time, sent over
+    ``conn``, answers ``(exit code, CPU-s)`` for each, and serves up to the worker's
+    ``ORDERPIPE_RUNS_PER_PROCESS`` runs before it is retired."""
+
+    pid: int
+    conn: Connection
+    runs: int = 0
+    idle_since: float = field(default_factory=time.monotonic)
+
+
+def spawn_slot(inherited: list[Connection]) -> Slot:
+    """Fork a run process; in the parent return its Slot, in the child serve runs and exit.
+
+    ``inherited``: the worker's ends of its other slots, closed in the child (otherwise a
+    slot would never see the worker close its socket)."""
     parent = os.getpid()
+    ours, theirs = socket.socketpair()
     pid = os.fork()
     if pid:
-        return pid
+        theirs.close()
+        return Slot(pid, Connection(ours.detach()))
     code = ERROR
     try:
+        ours.close()
+        for other in inherited:
+            try:
+                os.close(other.fileno())
+            except OSError:
+                pass
         os.setpgid(0, 0)
         if os.environ.get("ORDERPIPE_TRACEMALLOC"):
             import tracemalloc
@@ -52,14 +89,54 @@ def fork_run(flow: Any, flow_run: Any) -> int:
         signal.set_wakeup_fd(-1)
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD):
             signal.signal(sig, signal.SIG_DFL)
-        code = _profiled(flow, flow_run) if os.environ.get("ORDERPIPE_PROFILE_DIR") else _run(flow, flow_run)
+        code = _serve(Connection(theirs.detach()))
     except BaseException:  # noqa: BLE001 - whatever happened, leave with a code the worker reads
-        logging.getLogger("orderpipe.worker").exception("flow run %s: executor error", flow_run.id)
+        logging.getLogger("orderpipe.worker").exception("run process %d: executor error", os.getpid())
     finally:
         _drain()
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)
+
+
+def _serve(conn: Connection) -> int:
+    """Run what the worker sends, one at a time, until it closes the socket. One Prefect
+    client (its connection), one database pool, one set of connectors and SQLAlchemy's
+    statement cache serve every run of this process. After a run that crashed or broke
+    the executor the process leaves: the next run gets a fresh one."""
+    from prefect.client.schemas.objects import FlowRun
+    from prefect.context import SyncClientContext
+
+    from deployments.definitions import FLOWS
+    from orderpipe.bootstrap import process_services
+
+    process_services.cache_clear()  # never a connector object of the parent's
+    profiled = bool(os.environ.get("ORDERPIPE_PROFILE_DIR"))
+    with _run_settings(), SyncClientContext.get_or_create():
+        while True:
+            try:
+                flow_name, flow_run_json = conn.recv()
+            except (EOFError, OSError):
+                return COMPLETED  # the worker retired this process (or is gone)
+            before = _cpu()
+            flow_run = FlowRun.model_validate_json(flow_run_json)
+            try:
+                flow = FLOWS[flow_name]
+                code = _profiled(flow, flow_run) if profiled else _run(flow, flow_run)
+            except BaseException:  # noqa: BLE001 - reported as the run's outcome; the process leaves
+                logging.getLogger("orderpipe.worker").exception("flow run %s: executor error", flow_run.id)
+                code = ERROR
+            try:
+                conn.send((code, _cpu() - before))
+            except OSError:
+                return code
+            if code not in (COMPLETED, ENDED):
+                return code
+
+
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)  # every thread of this process
+    return usage.ru_utime + usage.ru_stime
 
 
 def _profiled(flow: Any, flow_run: Any) -> int:
@@ -77,12 +154,8 @@ def _profiled(flow: Any, flow_run: Any) -> int:
 def _run(flow: Any, flow_run: Any) -> int:
     from prefect.flow_engine import run_flow
 
-    from orderpipe.bootstrap import process_services
-
-    process_services.cache_clear()  # never a connector object of the parent's
     flow = _without_rename(flow, flow_run)
-    with _run_settings():
-        state = run_flow(flow, flow_run=flow_run, parameters=flow_run.parameters or {}, return_type="state")
+    state = run_flow(flow, flow_run=flow_run, parameters=flow_run.parameters or {}, return_type="state")
     if state.is_completed():
         return COMPLETED
     if state.is_crashed():

@@ -5,14 +5,15 @@ against an interpreter per run). Its single-threaded loop:
 
 - polls the work pool for Scheduled runs (`ORDERPIPE_POLL_SECONDS`, and at once after the
   dispatcher started one), writes a lease, claims each run (Pending, refused if another
-  worker got it) and forks a child that runs it through Prefect's flow engine
-  (deployments/child.py), at most `ORDERPIPE_RUN_LIMIT` at a time;
+  worker got it) and hands it to an idle run process, a forked child that runs it through
+  Prefect's flow engine and then waits for the next (deployments/child.py; a new one is
+  forked when none is idle), at most `ORDERPIPE_RUN_LIMIT` runs at a time;
 - dispatches pending orders from the ledger (woken by Postgres NOTIFY or the SQLite wake
   file), so every worker machine also starts orders;
 - delivers the alerts outbox (rows the receiver or a step recorded), once each, with backoff;
-- reaps children: a child that died without finishing its run gets the run re-driven
-  (deployments/recovery.py);
-- stops a child whose run was cancelled in Prefect (state Cancelling);
+- reads each run's answer from its process; a process that died without answering gets
+  its run re-driven (deployments/recovery.py);
+- kills the process of a run cancelled in Prefect (state Cancelling);
 - sends the pool a worker heartbeat, so the UI lists the worker;
 - sweeps for runs whose worker vanished (their lease stopped beating) and re-drives them.
 
@@ -42,6 +43,7 @@ DISPATCH_EVERY = 2.0
 WATCH_EVERY = 2.0
 FULL_COLLECT_EVERY = 100  # children reaped between full collections of the worker's own heap
 POOL_HEARTBEAT_EVERY = 30.0
+IDLE_PROCESS_SECONDS = 300.0  # an idle run process older than this leaves (its connections with it)
 
 
 @dataclass
@@ -71,6 +73,9 @@ class Worker:
         self.pool = s.orderpipe_work_pool
         self.lease_seconds = s.orderpipe_lease_seconds
         self._flows: dict[Any, Any] = {}
+        self.slots: dict[int, Any] = {}  # pid -> deployments.child.Slot, busy or idle
+        self.idle: list[int] = []  # pids of slots waiting for a run, most recently used last
+        self.runs_per_process = self.settings.orderpipe_runs_per_process
         self._sink: Any = None
         self._reaped = 0
         self._memory_base: Any = None
@@ -155,6 +160,7 @@ class Worker:
             now = time.monotonic()
             poll_now = self._reap() or poll_now  # a slot just freed: fill it now, not at the next tick
             if self.stopping:
+                self._retire_idle(0)
                 drain_deadline = drain_deadline or now + self.settings.orderpipe_drain_seconds
                 if not self.children or now >= drain_deadline:
                     return
@@ -163,6 +169,8 @@ class Worker:
                     self._due["dispatch"] = now + DISPATCH_EVERY
                     poll_now = self._duty("dispatch", self.dispatcher.dispatch_once) or poll_now
                     self._duty("alerts", self.outbox.deliver_pending)
+                if self.idle and self._is_due("retire", IDLE_PROCESS_SECONDS / 4, now):
+                    self._retire_idle(IDLE_PROCESS_SECONDS)
                 if self._is_due("pool-heartbeat", POOL_HEARTBEAT_EVERY, now):
                     self._duty("pool heartbeat", self._pool_heartbeat)
                 if len(self.children) < self.limit and (poll_now or self._is_due("poll", poll_every, now)):
@@ -176,6 +184,7 @@ class Worker:
                 continue
             timeout = self._sleep_time(poll_every)
             fds = [wake_r] + ([listener.fileno()] if listener.fileno() is not None else [])
+            fds += [self.slots[pid].conn.fileno() for pid in self.children if pid in self.slots]
             try:
                 ready, _, _ = select.select(fds, [], [], timeout)
             except InterruptedError:
@@ -217,8 +226,6 @@ class Worker:
         from prefect.client.schemas.responses import WorkerFlowRunResponse
         from prefect.states import Pending
 
-        from deployments.child import fork_run
-
         free = self.limit - len(self.children)
         response = self.client.request(
             "POST", "/work_pools/{name}/get_scheduled_flow_runs", path_params={"name": self.pool},
@@ -239,16 +246,64 @@ class Worker:
                 leases.release(self.engine, rid, self.name)
                 continue
             fr.state = result.state
-            gc.freeze()  # the child's collector leaves the inherited heap alone: fewer copied pages
-            pid = fork_run(flow, fr)
-            # Only the child needs the heap frozen. Left frozen here, whatever cyclic garbage
-            # the worker held at each fork would never be collected (measured: +31 MiB over
-            # 1,000 orders, `make bench-soak`).
-            gc.unfreeze()
+            try:
+                pid = self._send_run(flow.name, fr.model_dump_json())
+            except Exception as exc:  # noqa: BLE001 - no process took it: put it back at once
+                self._duty("recovery", lambda r=rid, e=exc: self.recovery.recover(
+                    r, f"worker {self.name} could not start a run process: {type(e).__name__}: {e}"))
+                continue
             self.children[pid] = Child(pid, rid, fr.name, time.monotonic())
             self._duty("lease pid", lambda r=rid, p=pid: leases.set_pid(self.engine, r, p))
             forked = True
         return forked
+
+    def _send_run(self, flow_name: str, flow_run: str) -> int:
+        """Hand the run to an idle run process (a new one when none is idle); its pid."""
+        while self.idle:
+            slot = self.slots[self.idle.pop()]
+            try:
+                slot.conn.send((flow_name, flow_run))
+            except OSError:  # it died while idle: the reaper collects it
+                self._retire(slot)
+                continue
+            slot.runs += 1
+            return int(slot.pid)
+        slot = self._spawn()
+        try:
+            slot.conn.send((flow_name, flow_run))
+        except OSError:
+            self._retire(slot)
+            raise
+        slot.runs += 1
+        return int(slot.pid)
+
+    def _spawn(self) -> Any:
+        from deployments.child import spawn_slot
+
+        gc.freeze()  # the child's collector leaves the inherited heap alone: fewer copied pages
+        slot = spawn_slot([other.conn for other in self.slots.values()])
+        # Only the child needs the heap frozen. Left frozen here, whatever cyclic garbage
+        # the worker held at each fork would never be collected (measured: +31 MiB over
+        # 1,000 orders, `make bench-soak`).
+        gc.unfreeze()
+        self.slots[slot.pid] = slot
+        return slot
+
+    def _retire(self, slot: Any) -> None:
+        """Close the worker's end: an idle run process then leaves (its logs shipped)."""
+        if slot.pid in self.idle:
+            self.idle.remove(slot.pid)
+        try:
+            slot.conn.close()
+        except OSError:
+            pass
+
+    def _retire_idle(self, older_than: float) -> None:
+        now = time.monotonic()
+        for pid in list(self.idle):
+            slot = self.slots[pid]
+            if now - slot.idle_since >= older_than:
+                self._retire(slot)
 
     def _warm_child_caches(self) -> None:
         """Read once here what every run's engine would read again (its events name the run's
@@ -285,36 +340,66 @@ class Worker:
         return flow
 
     def _reap(self) -> bool:
-        """Collect finished children; True when at least one ended."""
-        from deployments.child import COMPLETED, ENDED
-
+        """Collect finished runs (answers of run processes) and dead run processes; True when
+        at least one run ended."""
         ended = False
-        while self.children:
+        for pid in [p for p in self.children if p in self.slots]:
+            ended = self._read_answer(self.slots[pid]) or ended
+        while self.slots:
             try:
                 pid, status, usage = os.wait4(-1, os.WNOHANG)
             except ChildProcessError:
-                self.children.clear()
-                return True
+                break
             if pid == 0:
-                return ended
-            ended = True
+                break
+            slot = self.slots.pop(pid, None)
+            if slot is not None and pid in self.children:
+                ended = self._read_answer(slot) or ended  # it may have answered, then left
+            if slot is not None:
+                self._retire(slot)
             child = self.children.pop(pid, None)
             if child is None:
-                continue
-            self._reaped += 1
-            if self._reaped % FULL_COLLECT_EVERY == 0:
-                gc.collect()  # a full collection now and then keeps the long-lived worker's heap flat
-                self._trace_memory()
+                continue  # a retired process left
+            ended = True
             code = os.waitstatus_to_exitcode(status)
-            log.info("%s: exit %d after %.2f s, %.3f CPU-s", child.name, code, time.monotonic() - child.started,
-                     usage.ru_utime + usage.ru_stime)
-            if child.cancelled or code in (COMPLETED, ENDED):
-                self._duty("lease release", lambda c=child: leases.release(self.engine, c.flow_run_id, self.name))
-                continue
-            how = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exited with code {code}"
-            self._duty("recovery", lambda c=child, h=how: self.recovery.recover(
-                c.flow_run_id, f"its process on worker {self.name} {h}"))
+            self._ended(child, code, usage.ru_utime + usage.ru_stime, exited=True)
         return ended
+
+    def _read_answer(self, slot: Any) -> bool:
+        from deployments.child import COMPLETED, ENDED
+
+        try:
+            if not slot.conn.poll():
+                return False
+            code, cpu = slot.conn.recv()
+        except (EOFError, OSError):
+            return False  # it died: the wait reaps it as a crash
+        child = self.children.pop(slot.pid, None)
+        if child is None:
+            return False
+        self._ended(child, code, cpu, exited=False)
+        if code in (COMPLETED, ENDED) and slot.runs < self.runs_per_process and not self.stopping:
+            slot.idle_since = time.monotonic()
+            self.idle.append(slot.pid)
+        else:
+            self._retire(slot)
+        return True
+
+    def _ended(self, child: Child, code: int, cpu: float, *, exited: bool) -> None:
+        from deployments.child import COMPLETED, ENDED
+
+        self._reaped += 1
+        if self._reaped % FULL_COLLECT_EVERY == 0:
+            gc.collect()  # a full collection now and then keeps the long-lived worker's heap flat
+            self._trace_memory()
+        log.info("%s: exit %d after %.2f s, %.3f CPU-s%s", child.name, code, time.monotonic() - child.started, cpu,
+                 "" if exited else f" (run process {child.pid})")
+        if child.cancelled or code in (COMPLETED, ENDED):
+            self._duty("lease release", lambda c=child: leases.release(self.engine, c.flow_run_id, self.name))
+            return
+        how = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exited with code {code}"
+        self._duty("recovery", lambda c=child, h=how: self.recovery.recover(
+            c.flow_run_id, f"its process on worker {self.name} {h}"))
 
     def _trace_memory(self) -> None:
         """`ORDERPIPE_TRACEMALLOC=1`: log where the worker's own heap grew since its first run
@@ -382,7 +467,10 @@ class Worker:
         return self._sink
 
     def _shutdown(self) -> None:
-        """Drain deadline passed (or the loop failed): stop what still runs and re-drive it."""
+        """Drain deadline passed (or the loop failed): stop what still runs and re-drive it;
+        idle run processes leave on their own once their socket closes."""
+        for pid in list(self.idle):
+            self._retire(self.slots[pid])
         left = list(self.children.values())
         for child in left:
             try:
@@ -395,8 +483,20 @@ class Worker:
             except ChildProcessError:
                 pass
             self.children.pop(child.pid, None)
+            self.slots.pop(child.pid, None)
             self._duty("recovery", lambda c=child: self.recovery.recover(
                 c.flow_run_id, f"worker {self.name} stopped before the run finished (drain deadline)"))
+        deadline = time.monotonic() + 10  # idle ones ship their last logs and leave
+        for pid in list(self.slots):
+            while time.monotonic() < deadline:
+                try:
+                    done, _ = os.waitpid(pid, os.WNOHANG)
+                except ChildProcessError:
+                    break
+                if done:
+                    break
+                time.sleep(0.05)
+            self.slots.pop(pid, None)
 
 
 def main() -> None:

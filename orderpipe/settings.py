@@ -52,6 +52,7 @@ class Settings(BaseSettings):
     prefect_api_key: str | None = Field(default=None, alias="PREFECT_API_KEY")
     prefect_api_auth_string: str | None = Field(default=None, alias="PREFECT_API_AUTH_STRING")
     orderpipe_run_limit: int = Field(default=4, ge=1, le=64, alias="ORDERPIPE_RUN_LIMIT")
+    orderpipe_runs_per_process: int = Field(default=50, ge=1, le=100_000, alias="ORDERPIPE_RUNS_PER_PROCESS")
     orderpipe_poll_seconds: float = Field(default=0.25, gt=0, le=60, alias="ORDERPIPE_POLL_SECONDS")
     orderpipe_reconcile_minutes: int = Field(default=15, ge=1, le=1440, alias="ORDERPIPE_RECONCILE_MINUTES")
     orderpipe_work_pool: str = Field(default="orderpipe", min_length=1, max_length=100, alias="ORDERPIPE_WORK_POOL")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -133,6 +134,10 @@ def test_sample_orders_complete(stack: RunningStack) -> None:
     assert len(invoices) == len(SAMPLE_ORDER_IDS)
     for xml in invoices:
         assert fatal_rules(xml) == [], xml.name
+    # 8 orders, at most 4 at a time: some run process served more than one of them
+    served = re.findall(r"order-\S+: exit 0 after .* CPU-s \(run process (\d+)\)",
+                        (stack.data_dir / "logs" / "worker.log").read_text())
+    assert len(served) >= len(SAMPLE_ORDER_IDS) and len(set(served)) < len(served), served
 
 
 def test_twenty_concurrent_deliveries_and_a_sibling_give_one_run_and_one_email(stack: RunningStack) -> None:
