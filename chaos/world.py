@@ -89,6 +89,9 @@ class World:
             "POSTNORD_SERVICE_CODE": "19", "POSTNORD_API_BASE": self.postnord.url,
             "SLACK_WEBHOOK_URL": self.slack.url + SLACK_PATH,
             "ORDERPIPE_LEASE_SECONDS": "10",
+            # the Zoho stand-in has no plan limit: at the default ~100 calls/min (3 per order)
+            # the suite's 100-order delivery waited on the throttle for 3 minutes
+            "ORDERPIPE_RATE_LIMITS": "zoho-api=10/s",
         }
         if self.layout == "two":
             from tests.standins.s3 import MotoS3

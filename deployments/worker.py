@@ -104,7 +104,7 @@ class Worker:
         s = self.settings
         migrate(s.db_url)
         self.engine = get_engine(s.db_url)
-        ensure_rate_limits()
+        ensure_rate_limits(s.orderpipe_rate_limits)
         configure_result_storage(s)  # before the first fork: children inherit the decision
         warm_result_storage()
         wake_r, wake_w = os.pipe()

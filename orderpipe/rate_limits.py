@@ -7,6 +7,7 @@ throttle with the limit's name before each request.
 from __future__ import annotations
 
 import logging
+import math
 
 log = logging.getLogger("orderpipe.rate_limits")
 
@@ -19,6 +20,31 @@ RATE_LIMITS: dict[str, tuple[int, float]] = {
 }
 
 
+def parse_overrides(text: str) -> dict[str, tuple[int, float]]:
+    """``ORDERPIPE_RATE_LIMITS``: ``zoho-api=300/min,airtable-api=5/s`` -> name -> (limit, decay).
+
+    The bucket refills at the given rate and holds 6 s of it (at least 1 slot), as the
+    defaults do. Only the names above; a typo is an error, not an ignored setting."""
+    out: dict[str, tuple[int, float]] = {}
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        name, sep, rate = item.partition("=")
+        name = name.strip()
+        if not sep or name not in RATE_LIMITS:
+            raise ValueError(f"{item!r}: expected <name>=<n>/s or <name>=<n>/min with a name among "
+                             f"{', '.join(sorted(RATE_LIMITS))}")
+        amount, _, unit = rate.strip().partition("/")
+        try:
+            per_second = float(amount) / {"s": 1.0, "sec": 1.0, "min": 60.0}[unit.strip()]
+        except (ValueError, KeyError):
+            raise ValueError(f"{item!r}: the rate must be <n>/s or <n>/min, e.g. zoho-api=300/min") from None
+        if not per_second > 0:
+            raise ValueError(f"{item!r}: the rate must be more than 0")
+        out[name] = (max(1, math.ceil(per_second * 6)), per_second)
+    return out
+
+
 def prefect_throttle(name: str) -> None:
     """Take one slot of the named Prefect rate limit (never blocks forever; warns if missing)."""
     from prefect.concurrency.sync import rate_limit
@@ -26,14 +52,15 @@ def prefect_throttle(name: str) -> None:
     rate_limit(name, occupy=1, timeout_seconds=120, strict=False)
 
 
-def ensure_rate_limits() -> None:
-    """Create (or update) the global concurrency limits on the Prefect server."""
+def ensure_rate_limits(overrides: str = "") -> None:
+    """Create (or update) the global concurrency limits on the Prefect server; ``overrides``:
+    ``ORDERPIPE_RATE_LIMITS`` (a vendor plan with higher limits, or a stand-in)."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate, GlobalConcurrencyLimitUpdate
     from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 
     with get_client(sync_client=True) as client:
-        for name, (limit, decay) in RATE_LIMITS.items():
+        for name, (limit, decay) in (RATE_LIMITS | parse_overrides(overrides)).items():
             try:
                 client.read_global_concurrency_limit_by_name(name)
                 client.update_global_concurrency_limit(

@@ -59,6 +59,7 @@ class Settings(BaseSettings):
     orderpipe_worker_name: str | None = Field(default=None, max_length=200, alias="ORDERPIPE_WORKER_NAME")
     orderpipe_drain_seconds: float = Field(default=60.0, ge=0, le=3600, alias="ORDERPIPE_DRAIN_SECONDS")
     orderpipe_lease_seconds: float = Field(default=30.0, ge=5, le=600, alias="ORDERPIPE_LEASE_SECONDS")
+    orderpipe_rate_limits: str = Field(default="", alias="ORDERPIPE_RATE_LIMITS")
 
     # connector switches
     orderpipe_crm: Literal["local", "zoho"] = Field(default="local", alias="ORDERPIPE_CRM")
@@ -146,6 +147,14 @@ class Settings(BaseSettings):
     orderpipe_status_callback_method: Literal["POST", "PATCH"] = Field(
         default="POST", alias="ORDERPIPE_STATUS_CALLBACK_METHOD"
     )
+
+    @field_validator("orderpipe_rate_limits")
+    @classmethod
+    def _rate_limits(cls, v: str) -> str:
+        from orderpipe.rate_limits import parse_overrides
+
+        parse_overrides(v)
+        return v.strip()
 
     @field_validator("orderpipe_seller_country")
     @classmethod
