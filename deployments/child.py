@@ -3,8 +3,8 @@
 A run process executes one claimed deployment run at a time through Prefect's own flow
 engine (`prefect.flow_engine.run_flow`: task runs, retries, caching, hooks, logs all as
 usual). The worker sends it the run over a socket pair; it answers the run's exit code and
-CPU-seconds, then waits for the next one, up to `ORDERPIPE_RUNS_PER_PROCESS` runs (default
-50), after which the worker retires it (closes the socket; it ships its logs and events and
+CPU-seconds, then waits for the next one, up to `ORDERPIPE_RUNS_PER_PROCESS` runs (50 on
+Postgres, 1 on SQLite), after which the worker retires it (closes the socket; it ships its logs and events and
 leaves with `os._exit`, no teardown of the inherited heap). A run that crashed or broke the
 executor ends its process too, so the next run gets a fresh one; an idle process leaves
 after 5 minutes. Across its runs a process keeps one Prefect client and its connection, one

@@ -75,7 +75,7 @@ class Worker:
         self._flows: dict[Any, Any] = {}
         self.slots: dict[int, Any] = {}  # pid -> deployments.child.Slot, busy or idle
         self.idle: list[int] = []  # pids of slots waiting for a run, most recently used last
-        self.runs_per_process = self.settings.orderpipe_runs_per_process
+        self.runs_per_process = self.settings.runs_per_process
         self._sink: Any = None
         self._reaped = 0
         self._memory_base: Any = None

@@ -52,7 +52,8 @@ class Settings(BaseSettings):
     prefect_api_key: str | None = Field(default=None, alias="PREFECT_API_KEY")
     prefect_api_auth_string: str | None = Field(default=None, alias="PREFECT_API_AUTH_STRING")
     orderpipe_run_limit: int = Field(default=4, ge=1, le=64, alias="ORDERPIPE_RUN_LIMIT")
-    orderpipe_runs_per_process: int = Field(default=50, ge=1, le=100_000, alias="ORDERPIPE_RUNS_PER_PROCESS")
+    # None: 50 on Postgres, 1 on SQLite (see runs_per_process)
+    orderpipe_runs_per_process: int | None = Field(default=None, ge=1, le=100_000, alias="ORDERPIPE_RUNS_PER_PROCESS")
     orderpipe_poll_seconds: float = Field(default=0.25, gt=0, le=60, alias="ORDERPIPE_POLL_SECONDS")
     orderpipe_reconcile_minutes: int = Field(default=15, ge=1, le=1440, alias="ORDERPIPE_RECONCILE_MINUTES")
     orderpipe_work_pool: str = Field(default="orderpipe", min_length=1, max_length=100, alias="ORDERPIPE_WORK_POOL")
@@ -251,6 +252,16 @@ class Settings(BaseSettings):
     @property
     def db_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'orderpipe.db'}"
+
+    @property
+    def runs_per_process(self) -> int:
+        """Runs one forked run process executes before it is replaced. On SQLite the Prefect
+        server's database is SQLite too, and the faster request rate of reused processes
+        made it lock (HTTP 503, client back-off of 2-64 s, a 120-order burst stalled): a
+        fresh process per run there, which is fast enough (`make bench`)."""
+        if self.orderpipe_runs_per_process is not None:
+            return self.orderpipe_runs_per_process
+        return 50 if self.is_postgres else 1
 
     @property
     def is_postgres(self) -> bool:

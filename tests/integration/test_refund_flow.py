@@ -332,6 +332,8 @@ def test_dispute_whose_webhook_never_came_is_recorded_by_reconcile_with_one_aler
 @pytest.mark.parametrize("opened_delivered", [False, True], ids=["whole-dispute-missed", "only-its-close-missed"])
 def test_lost_dispute_whose_webhook_never_came_is_credited_once_after_reconcile(
         world_any_db: dict[str, Any], opened_delivered: bool) -> None:
+    if opened_delivered and "postgres" in str(world_any_db.get("db", "")):
+        pytest.skip("the database's part is the same as whole-dispute-missed; SQLite runs this variant")
     from deployments.definitions import apply_all
 
     w, store = world_any_db, world_any_db["store"]
