@@ -89,7 +89,10 @@ def test_kill_9_of_the_whole_stack_mid_burst_then_up_again_finishes_every_order_
     env.update({"ORDERPIPE_DATA_DIR": str(data_dir), "ORDERPIPE_PORT": str(port),
                 "PREFECT_SERVER_API_PORT": str(prefect_port), "STRIPE_API_BASE": standin.url,
                 "STRIPE_API_KEY": DEFAULT_API_KEY, "STRIPE_WEBHOOK_SECRET": SECRET, "ORDERPIPE_NO_UI": "1",
-                "PREFECT_LOGGING_LEVEL": "WARNING", "PYTHONUNBUFFERED": "1"})
+                "PREFECT_LOGGING_LEVEL": "WARNING", "PYTHONUNBUFFERED": "1",
+                # the killed worker's runs are taken over once its lease stops beating: 8 s
+                # here, as in the worker tests (default 30 s), so the test does not sit out 30
+                "ORDERPIPE_LEASE_SECONDS": "8"})
     log = tmp_path / "up.log"
     orders = [clone_order(store, FI_CONSUMER, f"pi_3E2eRestart{i:07d}") for i in range(20)]
     proc = _up(env, log)
