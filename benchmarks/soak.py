@@ -99,8 +99,8 @@ def run(orders: int, rate: float, database: str, pg_base: str) -> int:
             while not stop.wait(3):
                 done[0] = _completed(watch, list(names))
                 rss = {r: sum(_rss_mib(p) for p in pids) for r, pids in roles.items()}
-            rss["runs"] = max((_rss_mib(p) for p in _run_processes(roles["worker"])), default=0.0)
-            samples_taken.append((done[0], rss))
+                rss["runs"] = max((_rss_mib(p) for p in _run_processes(roles["worker"])), default=0.0)
+                samples_taken.append((done[0], rss))
 
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
