@@ -259,23 +259,18 @@ class Worker:
 
     def _send_run(self, flow_name: str, flow_run: str) -> int:
         """Hand the run to an idle run process (a new one when none is idle); its pid."""
-        while self.idle:
-            slot = self.slots[self.idle.pop()]
+        while True:
+            fresh = not self.idle
+            slot = self._spawn() if fresh else self.slots[self.idle.pop()]
             try:
                 slot.conn.send((flow_name, flow_run))
-            except OSError:  # it died while idle: the reaper collects it
+            except OSError:  # it died (an idle one: try the next; the reaper collects it)
                 self._retire(slot)
+                if fresh:
+                    raise
                 continue
             slot.runs += 1
             return int(slot.pid)
-        slot = self._spawn()
-        try:
-            slot.conn.send((flow_name, flow_run))
-        except OSError:
-            self._retire(slot)
-            raise
-        slot.runs += 1
-        return int(slot.pid)
 
     def _spawn(self) -> Any:
         from deployments.child import spawn_slot
